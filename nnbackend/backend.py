@@ -227,7 +227,7 @@ _FACTORIES = {
 
 
 def get_backend(
-    name: str | Backend | None = None, *, device: Any = None, dtype: str = "float32"
+    name: str | Backend | None = None, *, device: Any = None, dtype: str | None = None
 ) -> Backend:
     """Return the backend called ``name``.
 
@@ -237,7 +237,8 @@ def get_backend(
             ``"array_api_strict:device1"``). Defaults to ``$NNBACKEND_BACKEND``, else ``"auto"``.
             A :class:`Backend` is returned as it is (with ``dtype`` applied if it differs).
         device: the device, in the library's spelling. Defaults to the library's first device.
-        dtype: the default float dtype, ``"float32"`` (default) or ``"float64"``.
+        dtype: the default float dtype, ``"float32"`` or ``"float64"``. Defaults to float32, or to the
+            given Backend's own dtype.
 
     Raises:
         BackendUnavailableError: the library is not installed or has no usable device; the message says
@@ -245,7 +246,8 @@ def get_backend(
         ValueError: an unknown name or dtype.
     """
     if isinstance(name, Backend):
-        return name if name.dtype_name == dtype else name.with_dtype(dtype)
+        return name if dtype in (None, name.dtype_name) else name.with_dtype(dtype)
+    dtype = dtype or "float32"
     if name is None:
         name = os.environ.get(ENV_VAR) or "auto"
     name = name.strip().lower().replace("-", "_")

@@ -1,0 +1,176 @@
+"""Element-wise activations and Softmax: no parameters, a cached value for the backward pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import namespace_of
+from .base import Layer
+
+__all__ = [
+    "ACTIVATIONS",
+    "Identity",
+    "LeakyReLU",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "get_activation",
+]
+
+
+class Identity(Layer):
+    """``y = x`` (the paper's "Linear" activation)."""
+
+    def forward(self, x: Any) -> Any:
+        self._remember(True)
+        return x
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        self._recall()
+        return grad
+
+
+class ReLU(Layer):
+    """``y = max(x, 0)``; the gradient at 0 is taken as 0."""
+
+    def forward(self, x: Any) -> Any:
+        y = namespace_of(x).maximum(x, 0)
+        self._remember(y)
+        return y
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        y = self._recall()
+        return namespace_of(grad).where(y > 0, grad, 0)
+
+
+class LeakyReLU(Layer):
+    """``y = x`` for ``x > 0`` and ``negative_slope * x`` otherwise.
+
+    Args:
+        negative_slope: slope for negative inputs, must be > 0. Defaults to ``0.01`` (as PyTorch).
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if not negative_slope > 0:
+            raise ValueError(f"negative_slope must be > 0, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
+
+    def forward(self, x: Any) -> Any:
+        y = namespace_of(x).where(x > 0, x, x * self.negative_slope)
+        self._remember(y)
+        return y
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        y = self._recall()  # y > 0 exactly where x > 0, since the slope is positive
+        return namespace_of(grad).where(y > 0, grad, grad * self.negative_slope)
+
+
+class Sigmoid(Layer):
+    """``y = 1 / (1 + exp(-x))``, evaluated without overflow for large ``|x|``."""
+
+    def forward(self, x: Any) -> Any:
+        xp = namespace_of(x)
+        e = xp.exp(-xp.abs(x))
+        y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        self._remember(y)
+        return y
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        y = self._recall()
+        return grad * y * (1 - y)
+
+
+class Tanh(Layer):
+    """``y = tanh(x)``."""
+
+    def forward(self, x: Any) -> Any:
+        y = namespace_of(x).tanh(x)
+        self._remember(y)
+        return y
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        y = self._recall()
+        return grad * (1 - y * y)
+
+
+class Softplus(Layer):
+    """``y = log(1 + exp(x))``, evaluated as ``max(x, 0) + log1p(exp(-|x|))`` so it never overflows."""
+
+    def forward(self, x: Any) -> Any:
+        xp = namespace_of(x)
+        y = xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        self._remember(x)
+        return y
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        x = self._recall()
+        xp = namespace_of(x)
+        e = xp.exp(-xp.abs(x))
+        return grad * xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Softmax(Layer):
+    """``y_i = exp(x_i) / sum_j exp(x_j)`` along ``axis`` (default: the last).
+
+    The backward pass is the vectorised Jacobian-vector product ``y * (g - sum(g * y))``: no per-sample
+    Jacobian is ever formed.
+    """
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = int(axis)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"axis": self.axis}
+
+    def forward(self, x: Any) -> Any:
+        xp = namespace_of(x)
+        e = xp.exp(x - xp.max(x, axis=self.axis, keepdims=True))
+        y = e / xp.sum(e, axis=self.axis, keepdims=True)
+        self._remember(y)
+        return y
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        y = self._recall()
+        xp = namespace_of(y)
+        return y * (grad - xp.sum(grad * y, axis=self.axis, keepdims=True))
+
+
+ACTIVATIONS: dict[str, type[Layer]] = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softplus": Softplus,
+    "softmax": Softmax,
+    "linear": Identity,
+    "identity": Identity,
+}
+
+
+def get_activation(activation: str | Layer | None) -> Layer | None:
+    """An activation layer from its name (``"relu"``, ...), a layer, or ``None`` for no activation."""
+    if activation is None or isinstance(activation, Layer):
+        return activation
+    key = str(activation).strip().lower().replace("-", "_")
+    if key in ("none", ""):
+        return None
+    if key not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[key]()
+
+
+def activation_name(layer: Layer | None) -> str | None:
+    """The registry name of an activation layer (inverse of :func:`get_activation`)."""
+    if layer is None:
+        return None
+    for name, cls in ACTIVATIONS.items():
+        if type(layer) is cls:
+            return name
+    raise ValueError(f"{type(layer).__name__} is not a registered activation")

@@ -1,0 +1,116 @@
+"""The layer contract every layer follows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import Backend
+from ..random import Streams
+
+__all__ = ["Layer", "Shape"]
+
+# A per-sample shape (the batch dimension left out); None marks a size not known until data arrives.
+Shape = tuple["int | None", ...]
+
+
+class Layer:
+    """A differentiable map ``y = f(x; params)`` with a hand-written backward pass.
+
+    Lifecycle: a model calls :meth:`build` once (creating parameters on its backend), then
+    :meth:`forward` and, in training mode, :meth:`backward`, which fills :attr:`grads` and returns the
+    gradient with respect to the input.
+
+    Attributes:
+        params: trainable arrays by name (``"weight"``, ``"bias"``); replaced, never mutated, by optimizers.
+        grads: gradients of the loss with respect to ``params``, same names, shapes and dtypes.
+        buffers: non-trainable state saved with the model (e.g. running statistics).
+        training: in training mode forward keeps what backward needs; in eval mode it keeps nothing.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.grads: dict[str, Any] = {}
+        self.buffers: dict[str, Any] = {}
+        self.training = True
+        self.input_shape: Shape | None = None
+        self.output_shape: Shape | None = None
+        self._cache: Any = None
+
+    # -- construction ---------------------------------------------------------------------------
+    def build(self, input_shape: Shape, backend: Backend, streams: Streams) -> Shape:
+        """Create parameters for per-sample input shape ``input_shape``; return the output shape."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(self.compute_output_shape(self.input_shape))
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """The per-sample output shape for a per-sample input shape (default: unchanged)."""
+        return input_shape
+
+    def expected_input_shape(self) -> Shape | None:
+        """The per-sample input shape this layer was configured for, if it knows one."""
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer (JSON-ready)."""
+        return {}
+
+    def children(self) -> list[Layer]:
+        """Layers this layer runs inside itself (e.g. a Dense layer's activation)."""
+        return []
+
+    # -- computation ----------------------------------------------------------------------------
+    def forward(self, x: Any) -> Any:
+        """Map a batch ``x`` to the layer's output (same namespace, device and float dtype)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        """Given ``dL/dy`` (shape of the last output), fill :attr:`grads` and return ``dL/dx``.
+
+        With ``input_grad=False`` layers may skip computing ``dL/dx`` and return ``None`` (nothing
+        needs the gradient with respect to the input data).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def __call__(self, x: Any) -> Any:
+        return self.forward(x)
+
+    # -- state ----------------------------------------------------------------------------------
+    def set_training(self, mode: bool) -> None:
+        """Switch training mode on or off, here and in child layers; leaving it drops the cache."""
+        self.training = mode
+        if not mode:
+            self._cache = None
+        for child in self.children():
+            child.set_training(mode)
+
+    def _remember(self, value: Any) -> None:
+        if self.training:
+            self._cache = value
+
+    def _recall(self) -> Any:
+        if self._cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() needs a forward() in training mode first "
+                "(call model.train() before forward, or use Trainer.fit)"
+            )
+        return self._cache
+
+    @property
+    def n_params(self) -> int:
+        """How many trainable numbers this layer holds."""
+        total = 0
+        for value in self.params.values():
+            count = 1
+            for size in value.shape:
+                count *= int(size)
+            total += count
+        return total
+
+    def describe(self) -> str:
+        """A short label for summaries, e.g. ``Dense (relu)``."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

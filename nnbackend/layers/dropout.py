@@ -1,0 +1,58 @@
+"""Inverted dropout with masks drawn on the host, so every backend drops the same units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from ..backend import Backend, namespace_of
+from ..random import Streams
+from .base import Layer, Shape
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Layer):
+    """In training mode, zero each input with probability ``rate`` and scale the rest by ``1 / (1 - rate)``.
+
+    In eval mode it is the identity. Masks come from the model's seeded ``dropout`` stream on the host
+    (float64 uniform draws, then moved to the device), so a seed gives the same masks on every backend.
+
+    Args:
+        rate: the probability of dropping a unit, in [0, 1). Defaults to ``0.5``.
+    """
+
+    def __init__(self, rate: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.rng: np.random.Generator | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {"rate": self.rate}
+
+    def build(self, input_shape: Shape, backend: Backend, streams: Streams) -> Shape:
+        self.rng = streams.dropout
+        return super().build(input_shape, backend, streams)
+
+    def forward(self, x: Any) -> Any:
+        if not self.training or self.rate == 0.0:
+            self._remember(None)
+            return x
+        if self.rng is None:
+            raise RuntimeError("Dropout must be built (inside a model) before it runs in training mode")
+        xp = namespace_of(x)
+        keep = self.rng.random(tuple(x.shape)) >= self.rate
+        scale = np.where(keep, 1.0 / (1.0 - self.rate), 0.0)
+        mask = xp.asarray(scale, dtype=x.dtype, device=array_api_compat.device(x))
+        self._remember(mask)
+        return x * mask
+
+    def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        if not self.training:
+            raise RuntimeError("Dropout.backward() needs a forward() in training mode first")
+        mask = self._cache
+        return grad if mask is None else grad * mask

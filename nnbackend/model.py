@@ -1,0 +1,305 @@
+"""Sequential models: a list of layers run in order on one backend."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from .arrays import check_array
+from .backend import Backend, get_backend, namespace_of, to_numpy
+from .layers import Dense, Layer, layer_from_config, layer_to_config
+from .layers.activations import Softmax
+from .layers.base import Shape
+from .random import Streams
+
+__all__ = ["Sequential"]
+
+
+class Sequential:
+    """Layers applied one after the other, with parameters on one backend.
+
+    Args:
+        layers: the layers, in order.
+        input_shape: the per-sample input shape, e.g. ``(784,)`` or ``(1, 28, 28)``. Defaults to what the
+            first layer declares (a Dense layer's ``in_features``).
+        backend: a :class:`~nnbackend.Backend` or a backend name. Defaults to ``$NNBACKEND_BACKEND``, else
+            ``"auto"``.
+        dtype: ``"float32"`` or ``"float64"``. Defaults to float32 (or the given Backend's dtype).
+        seed: seeds the initial weights and dropout masks (host NumPy streams): the same seed gives the
+            same initial weights on every backend and dtype. Defaults to ``0``.
+
+    Parameters are named ``"<layer index>.<name>"`` (``"0.weight"``), as in PyTorch.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer],
+        *,
+        input_shape: Shape | None = None,
+        backend: str | Backend | None = None,
+        dtype: str | None = None,
+        seed: int | None = 0,
+    ) -> None:
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("a Sequential model needs at least one layer")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} is a {type(layer).__name__}, not an nnbackend Layer")
+        self.backend = get_backend(backend, dtype=dtype)
+        self.seed = seed
+        self.streams = Streams(seed)
+        if input_shape is None:
+            input_shape = self.layers[0].expected_input_shape()
+            if input_shape is None:
+                raise ValueError(
+                    f"cannot tell the input shape from a first layer {type(self.layers[0]).__name__}; "
+                    "pass input_shape=(...) (per sample, without the batch dimension)"
+                )
+        self.input_shape: Shape = tuple(int(s) for s in input_shape)
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.build(shape, self.backend, self.streams)
+        self.output_shape: Shape = shape
+        self._slots = [
+            (f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params
+        ]
+        # Layers before the first one with parameters need no backward pass at all.
+        self._first_trainable = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+
+    # -- construction from configs --------------------------------------------------------------
+    @classmethod
+    def from_layers_config(
+        cls,
+        layers_config: list[dict[str, Any]],
+        *,
+        input_size: int | None = None,
+        input_shape: Shape | None = None,
+        **kwargs: Any,
+    ) -> Sequential:
+        """Build a model the way the paper's code does.
+
+        Each entry is ``{"units": n, "activation": "relu"}`` (``"output_size"`` is accepted for
+        ``"units"``; an ``"init"`` key picks the initialiser) for a Dense layer, or ``{"type": "Conv2D", ...}`` for any other layer with its
+        constructor arguments. ``input_size`` (flat inputs) or ``input_shape`` gives the input.
+        """
+        if input_shape is None:
+            if input_size is None:
+                raise ValueError("from_layers_config needs input_size (flat inputs) or input_shape")
+            input_shape = (input_size,)
+        layers: list[Layer] = []
+        for i, entry in enumerate(layers_config):
+            entry = dict(entry)
+            if "type" in entry:
+                layers.append(layer_from_config(entry))
+                continue
+            units = entry.pop("units", entry.pop("output_size", None))
+            if units is None:
+                raise ValueError(f"layers_config[{i}] needs 'units' (or 'output_size') or a 'type'")
+            activation = entry.pop("activation", None)
+            init = entry.pop("init", "he")
+            if entry:
+                raise ValueError(f"layers_config[{i}] has unknown keys {sorted(entry)}")
+            layers.append(Dense(None, int(units), activation, init=init))
+        return cls(layers, input_shape=input_shape, **kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        """Everything needed to rebuild the architecture (JSON-ready); weights are separate."""
+        return {
+            "input_shape": list(self.input_shape),
+            "dtype": self.backend.dtype_name,
+            "seed": self.seed,
+            "layers": [layer_to_config(layer) for layer in self.layers],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *, backend: str | Backend | None = None,
+                    dtype: str | None = None) -> Sequential:
+        """Rebuild a model from :meth:`get_config` (fresh weights drawn from the recorded seed)."""
+        layers = [layer_from_config(entry) for entry in config["layers"]]
+        return cls(layers, input_shape=tuple(config["input_shape"]), backend=backend,
+                   dtype=dtype or config.get("dtype"), seed=config.get("seed", 0))
+
+    # -- computation ----------------------------------------------------------------------------
+    def forward(self, x: Any) -> Any:
+        """Run the layers on a batch ``x`` (batch, *input_shape) on the model's device."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    __call__ = forward
+
+    def backward(self, grad: Any, *, input_grad: bool = False) -> Any:
+        """Back-propagate ``dL/doutput`` through every layer, filling each layer's ``grads``.
+
+        Returns ``dL/dx`` when ``input_grad`` is true, else ``None`` (and skips the work).
+        """
+        stop = 0 if input_grad else self._first_trainable
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            grad = self.layers[i].backward(grad, input_grad=input_grad or i > stop)
+        return grad if input_grad else None
+
+    def train(self) -> Sequential:
+        """Training mode: layers keep what backward needs; Dropout drops."""
+        for layer in self.layers:
+            layer.set_training(True)
+        return self
+
+    def eval(self) -> Sequential:
+        """Evaluation mode: no caches, no dropout."""
+        for layer in self.layers:
+            layer.set_training(False)
+        return self
+
+    @property
+    def training(self) -> bool:
+        return self.layers[0].training
+
+    def predict(self, x: Any, *, batch_size: int | None = 8192) -> np.ndarray:
+        """Model outputs for ``x`` (host NumPy or arrays on the model's device), as a host NumPy array.
+
+        Runs in eval mode in chunks of ``batch_size`` rows (``None``: all at once); the model's mode is
+        restored afterwards.
+        """
+        return to_numpy(self.predict_on_device(x, batch_size=batch_size))
+
+    def predict_on_device(self, x: Any, *, batch_size: int | None = 8192) -> Any:
+        """Like :meth:`predict`, but the outputs stay on the model's device."""
+        x = self._check_input(x)
+        xp = self.backend.xp
+        was_training = self.training
+        self.eval()
+        try:
+            n = x.shape[0]
+            step = n if batch_size is None else int(batch_size)
+            if step <= 0:
+                raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+            chunks = [self.forward(x[i : min(i + step, n), ...]) for i in range(0, n, step)]
+            return chunks[0] if len(chunks) == 1 else xp.concat(chunks, axis=0)
+        finally:
+            if was_training:
+                self.train()
+
+    def predict_classes(self, x: Any, *, batch_size: int | None = 8192) -> np.ndarray:
+        """Predicted class indices (N,) int64 on the host: the arg-max of the outputs."""
+        out = self.predict_on_device(x, batch_size=batch_size)
+        return to_numpy(namespace_of(out).argmax(out, axis=1)).astype(np.int64)
+
+    def _check_input(self, x: Any, name: str = "x") -> Any:
+        """Check ``x`` against the model's input shape and move host data onto the device."""
+        x = check_array(x, name, ndim=len(self.input_shape) + 1, float_only=True, backend=self.backend)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}) for this model, "
+                f"got {tuple(x.shape)}"
+            )
+        return self.backend.asarray(x) if isinstance(x, np.ndarray) else x
+
+    # -- parameters -----------------------------------------------------------------------------
+    def parameters(self) -> dict[str, Any]:
+        """Trainable arrays by name, in layer order (the live arrays, not copies)."""
+        return {name: layer.params[key] for name, layer, key in self._slots}
+
+    def gradients(self) -> dict[str, Any]:
+        """The gradients of the last backward pass, named like :meth:`parameters`."""
+        try:
+            return {name: layer.grads[key] for name, layer, key in self._slots}
+        except KeyError:
+            raise RuntimeError("no gradients yet: run forward() and backward() in training mode first") from None
+
+    def set_parameters(self, values: dict[str, Any], *, check: bool = True) -> None:
+        """Assign new arrays to parameters by name (all of them, or a subset with ``check=True``).
+
+        With ``check`` the names, shapes and dtypes are verified and host arrays are moved to the device.
+        """
+        slots = {name: (layer, key) for name, layer, key in self._slots}
+        for name, value in values.items():
+            if check:
+                if name not in slots:
+                    raise KeyError(f"unknown parameter {name!r}; this model has {', '.join(slots)}")
+                layer, key = slots[name]
+                old = layer.params[key]
+                if tuple(value.shape) != tuple(old.shape):
+                    raise ValueError(f"parameter {name} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
+                value = self.backend.asarray(to_numpy(value))
+            else:
+                layer, key = slots[name]
+            layer.params[key] = value
+
+    def buffers(self) -> dict[str, Any]:
+        """Non-trainable state arrays by name (e.g. running statistics), named like parameters."""
+        return {f"{i}.{key}": value for i, layer in enumerate(self.layers) for key, value in layer.buffers.items()}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer as a host NumPy array, by name."""
+        return {name: to_numpy(value) for name, value in {**self.parameters(), **self.buffers()}.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load :meth:`state_dict` output (from any backend); names and shapes must match exactly."""
+        expected = set(self.parameters()) | set(self.buffers())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise ValueError(
+                f"state does not fit this model: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
+            )
+        self.set_parameters({k: v for k, v in state.items() if k in self.parameters()})
+        for i, layer in enumerate(self.layers):
+            for key, old in layer.buffers.items():
+                value = state[f"{i}.{key}"]
+                if tuple(value.shape) != tuple(old.shape):
+                    raise ValueError(f"buffer {i}.{key} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
+                layer.buffers[key] = self.backend.asarray(to_numpy(value))
+
+    def to(self, backend: str | Backend, *, dtype: str | None = None) -> Sequential:
+        """Move every parameter and buffer to another backend (and/or dtype), in place; returns self."""
+        target = get_backend(backend, dtype=dtype or self.backend.dtype_name)
+        state = self.state_dict()
+        self.backend = target
+        for layer in self.layers:
+            layer._cache = None
+            for holder in (layer.params, layer.buffers):
+                for key in holder:
+                    holder[key] = None
+        for i, layer in enumerate(self.layers):
+            for holder in (layer.params, layer.buffers):
+                for key in holder:
+                    holder[key] = target.asarray(state[f"{i}.{key}"])
+        return self
+
+    @property
+    def n_params(self) -> int:
+        """How many trainable numbers the model holds."""
+        return sum(layer.n_params for layer in self.layers)
+
+    @property
+    def ends_with_softmax(self) -> bool:
+        """True when the last operation is a Softmax (the outputs are probabilities)."""
+        last = self.layers[-1]
+        return isinstance(last, Softmax) or isinstance(getattr(last, "activation", None), Softmax)
+
+    def summary(self) -> str:
+        """A Keras-style table: each layer, its output shape and parameter count, then totals."""
+        rows = [("#", "Layer", "Output shape", "Params")]
+        for i, layer in enumerate(self.layers):
+            shape = "(None, " + ", ".join("None" if s is None else str(s) for s in layer.output_shape) + ")"
+            rows.append((str(i), layer.describe(), shape, f"{layer.n_params:,}"))
+        widths = [max(len(row[c]) for row in rows) for c in range(4)]
+        rule = "-" * (sum(widths) + 6)
+
+        def fmt(row: tuple[str, ...]) -> str:
+            return f"{row[0]:>{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}"
+
+        itemsize = 8 if self.backend.dtype_name == "float64" else 4
+        lines = [f"Sequential on {self.backend}", rule, fmt(rows[0]), rule]
+        lines += [fmt(row) for row in rows[1:]]
+        lines += [
+            rule,
+            f"Input shape: (None, {', '.join(map(str, self.input_shape))})",
+            f"Total params: {self.n_params:,} ({self.n_params * itemsize / 2**20:.2f} MiB)",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner}\n], backend={str(self.backend)!r})"

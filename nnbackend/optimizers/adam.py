@@ -1,0 +1,92 @@
+"""Adam and AdamW, as ``torch.optim.Adam`` / ``torch.optim.AdamW``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..backend import namespace_of
+from .base import Optimizer, check_positive, check_unit_interval
+
+__all__ = ["Adam", "AdamW"]
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (the paper's second optimizer).
+
+    Per step ``t``: ``g += weight_decay * p``; ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` (with ``amsgrad``, ``v`` in the
+    denominator is the running maximum of ``v``). ``t`` counts steps (the paper's code counted epochs,
+    which is the same with full batches).
+
+    Args:
+        lr: learning rate. Defaults to ``0.001``.
+        betas: ``(b1, b2)`` decay rates of the moment estimates, each in [0, 1). Defaults to ``(0.9, 0.999)``.
+        eps: added to the denominator. Defaults to ``1e-8``.
+        weight_decay: L2 penalty added to the gradient. Defaults to ``0``.
+        amsgrad: use the AMSGrad variant. Defaults to ``False``.
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(lr)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (check_unit_interval("beta1", betas[0]), check_unit_interval("beta2", betas[1]))
+        self.eps = check_positive("eps", eps)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+        self.amsgrad = bool(amsgrad)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "amsgrad": self.amsgrad,
+        }
+
+    def _decay(self, param: Any, grad: Any) -> tuple[Any, Any]:
+        """Apply weight decay: Adam adds it to the gradient (AdamW overrides)."""
+        return param, (grad + self.weight_decay * param if self.weight_decay else grad)
+
+    def _update(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
+        beta1, beta2 = self.betas
+        param, grad = self._decay(param, grad)
+        m = beta1 * self._zeros(state, "exp_avg", param) + (1 - beta1) * grad
+        v = beta2 * self._zeros(state, "exp_avg_sq", param) + (1 - beta2) * (grad * grad)
+        state["exp_avg"], state["exp_avg_sq"] = m, v
+        if self.amsgrad:
+            v = namespace_of(v).maximum(self._zeros(state, "max_exp_avg_sq", param), v)
+            state["max_exp_avg_sq"] = v
+        # Python floats, not NumPy scalars: a float64 scalar would push float32 maths onto float64 loops.
+        step_size = self.lr / (1 - beta1**step)
+        root_correction = math.sqrt(1 - beta2**step)
+        denom = namespace_of(v).sqrt(v) / root_correction + self.eps
+        return param - step_size * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam step.
+
+    Args are those of :class:`Adam`; ``weight_decay`` defaults to ``0.01`` (as PyTorch).
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+    def _decay(self, param: Any, grad: Any) -> tuple[Any, Any]:
+        return (param * (1 - self.lr * self.weight_decay) if self.weight_decay else param), grad

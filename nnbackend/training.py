@@ -1,0 +1,311 @@
+"""Training: the fit loop, evaluation, early stopping."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Iterable
+
+import array_api_compat
+import numpy as np
+
+from .arrays import check_array, check_labels, check_same_length, is_integer, one_hot
+from .backend import namespace_of
+from .history import History
+from .losses import Loss, get_loss
+from .model import Sequential
+from .optimizers import Optimizer, get_optimizer
+from .progress import Progress
+from .random import generator
+
+__all__ = ["Callback", "EarlyStopping", "Trainer"]
+
+
+class Callback:
+    """Hooks into :meth:`Trainer.fit`. Return ``True`` from :meth:`on_epoch_end` to stop training."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Called once before the first epoch."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> bool | None:
+        """Called after every epoch with that epoch's figures (validation ones when it evaluated)."""
+        return None
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """Called once when training ends, however it ends."""
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+    """Stop when the monitored figure has not improved for ``patience`` evaluations.
+
+    Args:
+        patience: evaluations without an improvement of more than ``min_delta`` before stopping.
+            Defaults to ``5``.
+        min_delta: the smallest change that counts as an improvement. Defaults to ``0``.
+        monitor: ``"val_loss"`` (default), ``"val_accuracy"``, ``"loss"`` or ``"accuracy"``. Without
+            validation data the ``val_`` figures fall back to the training ones.
+        restore_best: put back the parameters of the best evaluation when training ends. Defaults to
+            ``True``.
+    """
+
+    patience: int = 5
+    min_delta: float = 0.0
+    monitor: str = "val_loss"
+    restore_best: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
+        if not self.min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")
+        if self.monitor not in ("val_loss", "val_accuracy", "loss", "accuracy"):
+            raise ValueError(f"monitor must be val_loss, val_accuracy, loss or accuracy, got {self.monitor!r}")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.monitor.endswith("accuracy")
+
+
+class Trainer:
+    """Trains a :class:`~nnbackend.Sequential` model with a loss and an optimizer.
+
+    Args:
+        model: the model; its backend decides where everything runs.
+        loss: a :class:`~nnbackend.losses.Loss` or its name. Defaults to ``"cross_entropy"`` (from logits).
+        optimizer: an :class:`~nnbackend.optimizers.Optimizer` or its name (default hyperparameters).
+            Defaults to ``"adam"``.
+    """
+
+    def __init__(self, model: Sequential, loss: str | Loss = "cross_entropy",
+                 optimizer: str | Optimizer = "adam") -> None:
+        if not isinstance(model, Sequential):
+            raise TypeError(f"model must be an nnbackend Sequential, got {type(model).__name__}")
+        self.model = model
+        self.loss = get_loss(loss)
+        self.optimizer = get_optimizer(optimizer)
+        if self.loss.expects_logits and model.ends_with_softmax:
+            raise ValueError(
+                f"the model ends with a Softmax but {self.loss!r} expects raw scores (logits); drop the "
+                "final softmax, or use CrossEntropy(from_logits=False) / BinaryCrossEntropy()"
+            )
+        self.history = History()
+
+    # -- data -----------------------------------------------------------------------------------
+    def _prepare(self, x: Any, y: Any, name: str) -> tuple[Any, Any, Any]:
+        """Check ``(x, y)`` and move them to the device: (inputs, dense targets, labels or None)."""
+        model = self.model
+        x = check_array(x, f"{name} x", ndim=len(model.input_shape) + 1, float_only=True, finite=True,
+                        backend=model.backend)
+        if tuple(x.shape[1:]) != model.input_shape:
+            raise ValueError(
+                f"{name} x must have shape (N, {', '.join(map(str, model.input_shape))}) for this model, "
+                f"got {tuple(x.shape)}"
+            )
+        y = check_array(y, f"{name} y", ndim=(1, 2), backend=model.backend)
+        check_same_length(x, f"{name} x", y, f"{name} y")
+        (outputs,) = model.output_shape
+        backend = model.backend
+        if y.ndim == 1:
+            if not is_integer(y):
+                raise ValueError(f"{name} y must be integer class labels (N,) or targets (N, {outputs}), "
+                                 f"got dtype {y.dtype} with shape {tuple(y.shape)}")
+            labels = backend.asarray(check_labels(y, outputs, f"{name} y"))
+            targets = one_hot(labels, outputs, backend.dtype)
+        else:
+            if tuple(y.shape[1:]) != (outputs,):
+                raise ValueError(f"{name} y must have shape (N, {outputs}) to match the model's outputs, "
+                                 f"got {tuple(y.shape)}")
+            check_array(y, f"{name} y", float_only=True, finite=True)
+            targets = backend.asarray(y)
+            labels = namespace_of(targets).argmax(targets, axis=1) if outputs > 1 else None
+        return backend.asarray(x), targets, labels
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        validation: tuple[Any, Any] | None = None,
+        epochs: int = 10,
+        batch_size: int | str | None = None,
+        shuffle: bool = True,
+        seed: int | None = 0,
+        eval_every: int = 1,
+        early_stopping: EarlyStopping | None = None,
+        callbacks: Iterable[Callback] = (),
+        verbose: int = 1,
+    ) -> History:
+        """Train for ``epochs`` epochs and return the :class:`~nnbackend.History`.
+
+        Args:
+            x: inputs (N, *input_shape), float, host NumPy or on the model's device.
+            y: integer labels (N,) in ``[0, outputs)``, or float targets (N, outputs).
+            validation: ``(x_val, y_val)``, evaluated every ``eval_every`` epochs and after the last.
+            epochs: how many passes over the data. Defaults to ``10``.
+            batch_size: samples per step; ``None`` or ``"full"`` (default) uses all samples in one step:
+                plain gradient descent.
+            shuffle: draw a new sample order every epoch (from the ``shuffle`` stream of ``seed``).
+            seed: seeds the batch order. Defaults to ``0``.
+            eval_every: evaluate every this many epochs. Defaults to ``1``.
+            early_stopping: an :class:`EarlyStopping`, or ``None``.
+            callbacks: :class:`Callback` objects.
+            verbose: ``0`` silent, ``1`` progress bar and evaluation lines, ``2`` a line per epoch.
+
+        A NaN or infinite training loss stops the run: ``History.diverged_epoch`` records the epoch and
+        the model keeps the parameters it had at the start of that epoch (the last finite ones).
+        """
+        for label, value in (("epochs", epochs), ("eval_every", eval_every)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        xd, td, ld = self._prepare(x, y, "train")
+        n = xd.shape[0]
+        if batch_size in (None, "full"):
+            batch_size = n
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, 'full' or None, got {batch_size!r}")
+        batch_size = min(int(batch_size), n)
+        val = self._prepare(*validation, "validation") if validation is not None else None
+        callbacks = list(callbacks)
+
+        model, optimizer, loss = self.model, self.optimizer, self.loss
+        xp = model.backend.xp
+        device = array_api_compat.device(xd)
+        rng = generator(seed, "shuffle")
+        steps = math.ceil(n / batch_size)
+        history = self.history = History()
+        progress = Progress(epochs, steps, verbose)
+        monitor = _Monitor(early_stopping) if early_stopping is not None else None
+        start = time.perf_counter()
+        model.train()
+        for callback in callbacks:
+            callback.on_fit_start(self)
+        try:
+            for epoch in range(1, epochs + 1):
+                last_finite = model.parameters()  # the optimizer replaces arrays, so references suffice
+                order = None
+                if shuffle and batch_size < n:
+                    order = xp.asarray(rng.permutation(n), device=device)
+                loss_sum = correct = 0
+                for begin in range(0, n, batch_size):
+                    end = min(begin + batch_size, n)  # the Array API leaves out-of-range stops undefined
+                    if order is None and batch_size == n:
+                        xb, tb, lb = xd, td, ld
+                    else:
+                        idx = order[begin:end] if order is not None else None
+                        xb, tb, lb = (_rows(a, idx, begin, end) for a in (xd, td, ld))
+                    out = model.forward(xb)
+                    value, grad = loss._value_and_gradient(out, tb)
+                    model.backward(grad)
+                    optimizer.step(model)
+                    loss_sum = loss_sum + value * xb.shape[0]
+                    if lb is not None:
+                        correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == lb, xp.int64))
+                    progress.step()
+                epoch_loss = float(loss_sum) / n
+                logs: dict[str, Any] = {
+                    "loss": epoch_loss,
+                    "accuracy": int(correct) / n if ld is not None else None,
+                    "time": time.perf_counter() - start,
+                }
+                history.add_train(epoch, logs["loss"], logs["accuracy"], logs["time"])
+                if not math.isfinite(epoch_loss):
+                    history.diverged_epoch = epoch
+                    model.set_parameters(last_finite, check=False)
+                    progress.message(
+                        f"epoch {epoch}: the training loss became {epoch_loss} - the run diverged "
+                        f"(try a smaller learning rate); keeping the parameters from before epoch {epoch}"
+                    )
+                    break
+                if val is not None and (epoch % eval_every == 0 or epoch == epochs):
+                    val_loss, val_acc = self._evaluate(*val)
+                    logs.update(val_loss=val_loss, val_accuracy=val_acc)
+                    history.add_validation(epoch, val_loss, val_acc)
+                progress.epoch_end(epoch, logs)
+                stop = False
+                if monitor is not None and (val is None or "val_loss" in logs):
+                    stop = monitor.update(epoch, logs, model)
+                for callback in callbacks:
+                    stop = bool(callback.on_epoch_end(self, epoch, logs)) or stop
+                if stop:
+                    history.stopped_epoch = epoch
+                    if monitor is not None and monitor.stopped:
+                        progress.message(f"early stopping at epoch {epoch}: no improvement in "
+                                         f"{early_stopping.monitor} for {early_stopping.patience} evaluations")
+                    break
+        finally:
+            progress.close()
+            if monitor is not None:
+                history.best_epoch = monitor.best_epoch
+                if early_stopping.restore_best and monitor.best_params is not None and not history.diverged:
+                    model.set_parameters(monitor.best_params, check=False)
+            for callback in callbacks:
+                callback.on_fit_end(self)
+        return history
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def _evaluate(self, x: Any, targets: Any, labels: Any, batch_size: int = 8192) -> tuple[float, float | None]:
+        model, xp = self.model, self.model.backend.xp
+        was_training = model.training
+        model.eval()
+        try:
+            n = x.shape[0]
+            loss_sum = correct = 0
+            for begin in range(0, n, batch_size):
+                end = min(begin + batch_size, n)
+                out = model.forward(x[begin:end, ...])
+                value, _ = self.loss._value_and_gradient(out, targets[begin:end, ...])
+                loss_sum = loss_sum + value * out.shape[0]
+                if labels is not None:
+                    hits = xp.argmax(out, axis=1) == labels[begin:end, ...]
+                    correct = correct + xp.sum(xp.astype(hits, xp.int64))
+        finally:
+            if was_training:
+                model.train()
+        return float(loss_sum) / n, (int(correct) / n if labels is not None else None)
+
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 8192) -> dict[str, float | None]:
+        """Loss and accuracy of the model on ``(x, y)`` in eval mode: ``{"loss": ..., "accuracy": ...}``."""
+        loss, accuracy = self._evaluate(*self._prepare(x, y, "evaluation"), batch_size=batch_size)
+        return {"loss": loss, "accuracy": accuracy}
+
+    def predict(self, x: Any, *, batch_size: int = 8192) -> np.ndarray:
+        """Predicted class labels (N,) int64 on the host."""
+        return self.model.predict_classes(x, batch_size=batch_size)
+
+
+def _rows(a: Any, idx: Any, begin: int, end: int) -> Any:
+    """Rows ``idx`` of ``a`` (or rows ``begin:end`` when not shuffling)."""
+    if a is None:
+        return None
+    if idx is None:
+        return a[begin:end, ...]
+    return namespace_of(a).take(a, idx, axis=0)
+
+
+class _Monitor:
+    """Early-stopping bookkeeping: the best value so far, its epoch and parameters."""
+
+    def __init__(self, config: EarlyStopping) -> None:
+        self.config = config
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.best_params: dict[str, Any] | None = None
+        self.waited = 0
+        self.stopped = False
+
+    def update(self, epoch: int, logs: dict[str, Any], model: Sequential) -> bool:
+        key = self.config.monitor
+        value = logs.get(key, logs.get(key.removeprefix("val_")))
+        if value is None:
+            raise ValueError(f"early stopping monitors {key}, which this run does not measure")
+        sign = 1.0 if self.config.higher_is_better else -1.0
+        if self.best is None or sign * (value - self.best) > self.config.min_delta:
+            self.best, self.best_epoch, self.waited = value, epoch, 0
+            self.best_params = model.parameters()
+            return False
+        self.waited += 1
+        self.stopped = self.waited >= self.config.patience
+        return self.stopped
