@@ -1,0 +1,347 @@
+"""The device-parity matrix: every component on every backend against the NumPy float64 reference.
+
+One implementation serves the test suite (``tests/test_parity.py``) and the ``nnbackend parity`` command.
+
+A *case* runs one component (a layer's forward and backward, a loss and its gradient, an optimizer for
+10 steps, a 200-step training run) from fixed host inputs on a given backend and returns its outputs as
+host arrays. A *target* is a backend and dtype to check (``numpy/float32``, ``torch/float64``, ...).
+A cell passes when the largest relative error of every output against the reference,
+``max|out - ref| / max|ref|``, is within the tolerance for the cell's dtype and the case's kind.
+
+Tolerance policy (the only place these numbers live): ``TOLERANCE_FACTORS[kind] * eps(dtype)``, with
+``eps`` the machine epsilon (float32 1.19e-7, float64 2.22e-16). Single layers and losses get
+``100 * eps``, ten optimizer steps ``300 * eps``, a 200-step training run ``1000 * eps`` (float32:
+1.2e-5, 3.6e-5, 1.2e-4). Measured on NumPy, PyTorch CPU and array_api_strict the largest errors are
+2 to 6 eps, so the bounds leave a wide margin for other summation orders (BLAS, GPU reductions) while
+still catching any real defect, which shows up as errors of 1e-3 and more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import layers as L
+from . import losses as losses_module
+from . import optimizers as O
+from .backend import Backend, BackendUnavailableError, available_backends, get_backend, to_numpy
+from .model import Sequential
+from .random import Streams
+from .training import Trainer
+
+__all__ = [
+    "CASES",
+    "TARGETS",
+    "TOLERANCE_FACTORS",
+    "Cell",
+    "ParityCase",
+    "Target",
+    "compare",
+    "reference",
+    "relative_error",
+    "run_matrix",
+    "tolerance",
+]
+
+TOLERANCE_FACTORS = {"layer": 100.0, "loss": 100.0, "optimizer": 300.0, "training": 1000.0}
+DTYPES = ("float32", "float64")
+
+
+def tolerance(dtype: str, kind: str) -> float:
+    """The largest relative error a cell of ``dtype`` may show for a case of ``kind``."""
+    return TOLERANCE_FACTORS[kind] * float(np.finfo(dtype).eps)
+
+
+def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
+    """``max|out - ref| / max|ref|`` (absolute error where the reference is all zeros); inf on a shape
+    mismatch or a non-finite output."""
+    out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if out.shape != ref.shape or not np.all(np.isfinite(out)):
+        return float("inf")
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    err = float(np.max(np.abs(out - ref))) if ref.size else 0.0
+    return err / scale if scale > 0 else err
+
+
+# -- targets ----------------------------------------------------------------------------------------
+class _ReadOnlyNumPy:
+    """``array_api_compat.numpy`` whose created arrays are read-only copies.
+
+    Data and parameters handed to the engine are then immutable, as JAX arrays are: code that writes
+    into an array it does not own fails loudly.
+    """
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._xp, name)
+        if not callable(attr) or isinstance(attr, type) or name in ("isdtype",):
+            return attr
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            out = attr(*args, **kwargs)
+            if isinstance(out, np.ndarray):
+                out = np.array(out, copy=True)
+                out.flags.writeable = False
+            return out
+
+        return wrapper
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One column of the matrix: a backend under a label (``"numpy_readonly"``) and a dtype."""
+
+    label: str
+    dtype: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.label}/{self.dtype}"
+
+    def backend(self) -> Backend:
+        """Make the backend; raises BackendUnavailableError when it cannot run here."""
+        if self.label == "numpy_readonly":
+            base = get_backend("numpy", dtype=self.dtype)
+            return dataclasses.replace(base, xp=_ReadOnlyNumPy(base.xp))
+        if self.label == "array_api_strict":
+            return get_backend("array_api_strict", device="device1", dtype=self.dtype)
+        if self.label == "torch":
+            return get_backend("torch", device="cpu", dtype=self.dtype)
+        if self.label == "torch_cuda":
+            return get_backend("torch", device="cuda", dtype=self.dtype)
+        return get_backend(self.label, dtype=self.dtype)
+
+
+BACKEND_LABELS = ("numpy", "numpy_readonly", "array_api_strict", "torch", "cupy", "torch_cuda")
+TARGETS = tuple(Target(label, dtype) for label in BACKEND_LABELS for dtype in DTYPES)
+
+
+def select_targets(backends: Iterable[str] | None = None, dtypes: Iterable[str] | None = None) -> list[Target]:
+    """The targets for the given backend labels and dtypes (``None``: all)."""
+    labels = list(backends) if backends else list(BACKEND_LABELS)
+    unknown = [b for b in labels if b not in BACKEND_LABELS]
+    if unknown:
+        raise ValueError(f"unknown parity backend(s) {unknown}; choose from {', '.join(BACKEND_LABELS)}")
+    kinds = list(dtypes) if dtypes else list(DTYPES)
+    bad = [d for d in kinds if d not in DTYPES]
+    if bad:
+        raise ValueError(f"unknown dtype(s) {bad}; choose from {', '.join(DTYPES)}")
+    return [Target(label, dtype) for label in labels for dtype in kinds]
+
+
+# -- cases ------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ParityCase:
+    """A component run from fixed host inputs; ``run(backend)`` returns its outputs by name."""
+
+    name: str
+    kind: str
+    run: Callable[[Backend], dict[str, np.ndarray]]
+
+
+def _host(seed: int, *shape: int, scale: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+
+def _layer_case(name: str, make: Callable[[], L.Layer], input_shape: tuple[int, ...],
+                positive: bool = False) -> ParityCase:
+    def run(backend: Backend) -> dict[str, np.ndarray]:
+        layer = make()
+        layer.build(input_shape, backend, Streams(0))
+        x = _host(1, 8, *input_shape)
+        x = np.abs(x) + 0.1 if positive else x
+        y = layer.forward(backend.asarray(x))
+        grad = _host(2, *((8,) + tuple(layer.output_shape)))
+        dx = layer.backward(backend.asarray(grad))
+        outputs = {"forward": to_numpy(y), "input_grad": to_numpy(dx)}
+        outputs.update({f"grad_{k}": to_numpy(v) for k, v in layer.grads.items()})
+        return outputs
+
+    return ParityCase(f"layer:{name}", "layer", run)
+
+
+def _loss_case(name: str, make: Callable[[], losses_module.Loss], probabilities: bool,
+               labels: bool = True) -> ParityCase:
+    def run(backend: Backend) -> dict[str, np.ndarray]:
+        pred = _host(3, 16, 5, scale=2.0)
+        if probabilities:
+            pred = np.exp(pred) / np.exp(pred).sum(axis=1, keepdims=True)
+        rng = np.random.default_rng(4)
+        target = rng.integers(0, 5, 16) if labels else rng.uniform(size=(16, 5))
+        value, grad = make().value_and_gradient(backend.asarray(pred), backend.asarray(target))
+        return {"value": to_numpy(value), "gradient": to_numpy(grad)}
+
+    return ParityCase(f"loss:{name}", "loss", run)
+
+
+def _optimizer_case(name: str, make: Callable[[], O.Optimizer]) -> ParityCase:
+    def run(backend: Backend) -> dict[str, np.ndarray]:
+        optimizer = make()
+        params = {"w": backend.asarray(_host(5, 6, 4)), "b": backend.asarray(_host(6, 4))}
+        # A gradient that depends on the parameters, so every step sees a new one: d/dp of
+        # sum(c * p^2 / 2 + s * p) = c * p + s, with fixed host c > 0 and s.
+        curv = {k: backend.asarray(np.abs(_host(7 + i, *to_numpy(p).shape)) + 0.5) for i, (k, p) in enumerate(params.items())}
+        shift = {k: backend.asarray(_host(9 + i, *to_numpy(p).shape)) for i, (k, p) in enumerate(params.items())}
+        for _ in range(10):
+            grads = {k: curv[k] * p + shift[k] for k, p in params.items()}
+            params = optimizer.update(params, grads)
+        return {k: to_numpy(v) for k, v in params.items()}
+
+    return ParityCase(f"optimizer:{name}", "optimizer", run)
+
+
+def _training_case() -> ParityCase:
+    def run(backend: Backend) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(11)
+        x = rng.standard_normal((320, 20))
+        y = (x[:, :3] @ rng.standard_normal(3) > 0).astype(np.int64) + (x[:, 3] > 1).astype(np.int64)
+        model = Sequential([L.Dense(20, 16, "relu"), L.Dropout(0.1), L.Dense(16, 3)], backend=backend, seed=0)
+        trainer = Trainer(model, losses_module.CrossEntropy(), O.Adam(0.01))
+        history = trainer.fit(x, y, epochs=20, batch_size=32, seed=0, verbose=0)
+        outputs = {k: to_numpy(v) for k, v in model.parameters().items()}
+        outputs["loss_curve"] = np.asarray(history.loss)
+        return outputs
+
+    return ParityCase("training:mlp-200-steps", "training", run)
+
+
+CASES: list[ParityCase] = [
+    _layer_case("Dense", lambda: L.Dense(6, 5), (6,)),
+    _layer_case("Dense(relu)", lambda: L.Dense(6, 5, "relu"), (6,)),
+    _layer_case("Dense(softmax)", lambda: L.Dense(6, 5, "softmax"), (6,)),
+    _layer_case("ReLU", L.ReLU, (7,)),
+    _layer_case("LeakyReLU", lambda: L.LeakyReLU(0.1), (7,)),
+    _layer_case("Sigmoid", L.Sigmoid, (7,)),
+    _layer_case("Tanh", L.Tanh, (7,)),
+    _layer_case("Softplus", L.Softplus, (7,)),
+    _layer_case("Softmax", L.Softmax, (7,)),
+    _layer_case("Identity", L.Identity, (7,)),
+    _layer_case("Flatten", L.Flatten, (2, 3, 2)),
+    _layer_case("Dropout", lambda: L.Dropout(0.3), (7,)),
+    _loss_case("CrossEntropy(logits)", losses_module.CrossEntropy, probabilities=False),
+    _loss_case("CrossEntropy(probs)", lambda: losses_module.CrossEntropy(from_logits=False), probabilities=True),
+    _loss_case("CrossEntropy(soft targets)", losses_module.CrossEntropy, probabilities=False, labels=False),
+    _loss_case("BinaryCrossEntropy", losses_module.BinaryCrossEntropy, probabilities=True),
+    _loss_case("BinaryCrossEntropy(logits)", lambda: losses_module.BinaryCrossEntropy(from_logits=True),
+               probabilities=False),
+    _loss_case("MSE", losses_module.MSE, probabilities=False),
+    _optimizer_case("GD", lambda: O.GD(0.05)),
+    _optimizer_case("GD(nesterov, weight decay)", lambda: O.GD(0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    _optimizer_case("Adam", lambda: O.Adam(0.05)),
+    _optimizer_case("Adam(amsgrad)", lambda: O.Adam(0.05, amsgrad=True, weight_decay=0.01)),
+    _optimizer_case("AdamW", lambda: O.AdamW(0.05)),
+    _optimizer_case("RMSprop", lambda: O.RMSprop(0.01)),
+    _optimizer_case("RMSprop(centered, momentum)", lambda: O.RMSprop(0.01, momentum=0.9, centered=True)),
+    _optimizer_case("AdaGrad", lambda: O.AdaGrad(0.1, lr_decay=0.01)),
+    _optimizer_case("AdaDelta", lambda: O.AdaDelta(1.0)),
+    _training_case(),
+]
+
+
+# -- running ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One case on one target: the largest relative error, the output it came from, and the verdict."""
+
+    case: str
+    kind: str
+    target: str
+    error: float
+    worst_output: str
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.error <= self.tolerance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.case,
+            "kind": self.kind,
+            "target": self.target,
+            "max_relative_error": self.error,
+            "worst_output": self.worst_output,
+            "tolerance": self.tolerance,
+            "passed": self.passed,
+        }
+
+
+_REFERENCES: dict[str, dict[str, np.ndarray]] = {}
+
+
+def reference(case: ParityCase) -> dict[str, np.ndarray]:
+    """The case's outputs on NumPy float64 (computed once per process)."""
+    if case.name not in _REFERENCES:
+        _REFERENCES[case.name] = case.run(get_backend("numpy", dtype="float64"))
+    return _REFERENCES[case.name]
+
+
+def compare(case: ParityCase, target: Target, backend: Backend | None = None) -> Cell:
+    """Run ``case`` on ``target`` (or on an explicit ``backend``) and compare with the reference."""
+    ref = reference(case)
+    out = case.run(backend if backend is not None else target.backend())
+    worst, error = "", 0.0
+    for name, expected in ref.items():
+        err = relative_error(out[name], expected) if name in out else float("inf")
+        if err > error or not worst:
+            worst, error = name, err
+    return Cell(case.name, case.kind, target.key, error, worst, tolerance(target.dtype, case.kind))
+
+
+@dataclasses.dataclass
+class MatrixResult:
+    """A whole run: cells, unusable targets with reasons, and the machine."""
+
+    cells: list[Cell]
+    unavailable: dict[str, str]
+    machine: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cells) and all(cell.passed for cell in self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "machine": self.machine,
+            "unavailable": self.unavailable,
+            "tolerance_factors": TOLERANCE_FACTORS,
+            "cells": [cell.to_dict() for cell in self.cells],
+        }
+
+
+def machine_info() -> dict[str, Any]:
+    """Library versions and devices, for the report."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "backends": {
+            info.name: {"version": info.version, "devices": list(info.devices), "usable": info.usable}
+            for info in available_backends()
+        },
+    }
+
+
+def run_matrix(targets: Iterable[Target], cases: Iterable[ParityCase] = CASES,
+               on_cell: Callable[[Cell], None] | None = None) -> MatrixResult:
+    """Every case on every usable target; unusable targets are listed with the reason."""
+    cases = list(cases)
+    cells, unavailable = [], {}
+    for target in targets:
+        try:
+            backend = target.backend()
+        except BackendUnavailableError as exc:
+            unavailable[target.key] = str(exc)
+            continue
+        for case in cases:
+            cell = compare(case, target, backend)
+            cells.append(cell)
+            if on_cell is not None:
+                on_cell(cell)
+    return MatrixResult(cells, unavailable, machine_info())
