@@ -1,0 +1,62 @@
+"""Shared fixtures: the parity selection (--backends/--dtypes), and the real data location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nnbackend import parity
+from nnbackend.backend import BackendUnavailableError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nnbackend")
+    group.addoption(
+        "--backends",
+        default=None,
+        help="comma-separated parity backends to run (numpy,numpy_readonly,array_api_strict,torch,cupy,"
+        "torch_cuda); backends named here must be usable, or their tests fail instead of skipping",
+    )
+    group.addoption("--dtypes", default=None, help="comma-separated dtypes for the parity matrix (float32,float64)")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("NNBACKEND_DATA"):
+        shared = REPO.parent / "shared" / "data"
+        if shared.is_dir():
+            os.environ["NNBACKEND_DATA"] = str(shared)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "parity_target" in metafunc.fixturenames:
+        targets = parity.select_targets(_split(metafunc.config.getoption("--backends")),
+                                        _split(metafunc.config.getoption("--dtypes")))
+        metafunc.parametrize("parity_target", targets, ids=[t.key for t in targets], scope="module")
+
+
+@pytest.fixture(scope="module")
+def parity_backend(request: pytest.FixtureRequest, parity_target: parity.Target):
+    """The backend for a parity target; unusable: skip with the reason, or fail if asked for by name."""
+    try:
+        return parity_target.backend()
+    except BackendUnavailableError as exc:
+        if request.config.getoption("--backends"):
+            pytest.fail(f"{parity_target.key} was requested with --backends but is unusable: {exc}")
+        pytest.skip(f"{parity_target.key} unusable here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder holding the real MNIST files, found as the package finds it ($NNBACKEND_DATA)."""
+    root = os.environ.get("NNBACKEND_DATA")
+    if not root or not (Path(root) / "mnist").is_dir():
+        pytest.skip("real MNIST files not found: set NNBACKEND_DATA to a folder holding mnist/ (e.g. ../shared/data)")
+    return Path(root)
