@@ -1,0 +1,342 @@
+"""Evaluation metrics: accuracy, confusion matrix and a per-class precision / recall / F1 report.
+
+Inputs may live on any backend (NumPy, CuPy, PyTorch, ``array_api_strict`` on any device). The work that
+scales with the number of samples runs in the inputs' own namespace and on their device; only the
+(C, C) confusion matrix and scalars come back to the host, where the per-class figures are derived.
+
+Every function accepts, for ``y_true`` and ``y_pred`` alike, either integer class labels of shape (N,) or
+scores of shape (N, C) (logits, probabilities or one-hot rows), which are reduced to labels by an argmax
+over the last axis. Python sequences are taken as NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import numbers
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from nnbackend.backend import namespace_of, to_numpy
+
+__all__ = ["ClassificationReport", "accuracy", "classification_report", "confusion_matrix"]
+
+# float32 represents every integer up to 2**24 exactly, so a one-hot product over at most this many
+# samples yields exact counts on any device (float64 is not available everywhere).
+_EXACT_FLOAT32_COUNT = 2**24
+
+_AVERAGE_KEYS = ("precision", "recall", "f1")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Labels:
+    """Validated inputs: two 1-D integer label arrays of equal length in one namespace and device."""
+
+    xp: ModuleType
+    true: Any
+    pred: Any
+    n_columns: int | None  # the C of any (N, C) score input
+
+
+def _as_array(x: Any) -> Any:
+    return x if array_api_compat.is_array_api_obj(x) else np.asarray(x)
+
+
+def _to_labels(x: Any, name: str, xp: ModuleType) -> tuple[Any, int | None]:
+    """``x`` as 1-D integer labels, and the number of score columns when ``x`` was (N, C) scores."""
+    if x.ndim == 2:
+        if x.shape[1] == 0:
+            raise ValueError(f"{name} as scores must have shape (N, C) with C >= 1, got {tuple(x.shape)}")
+        return xp.argmax(x, axis=1), int(x.shape[1])
+    if x.ndim != 1:
+        raise ValueError(
+            f"{name} must be labels of shape (N,) or scores of shape (N, C), got {tuple(x.shape)}"
+        )
+    if not xp.isdtype(x.dtype, "integral"):
+        raise ValueError(f"{name} must hold integer class labels, got dtype {x.dtype}")
+    # Narrow label dtypes (uint8, int16) could not index as many classes as n_classes may ask for.
+    return xp.astype(x, xp.int64), None
+
+
+def _validate(y_true: Any, y_pred: Any) -> _Labels:
+    y_true, y_pred = _as_array(y_true), _as_array(y_pred)
+    xp = namespace_of(y_true)
+    xp_pred = namespace_of(y_pred)
+    if xp is not xp_pred:
+        raise ValueError(
+            f"y_true and y_pred come from different array libraries ({xp.__name__} and {xp_pred.__name__}); "
+            "move both to one backend first"
+        )
+    device_true, device_pred = array_api_compat.device(y_true), array_api_compat.device(y_pred)
+    if device_true != device_pred:
+        raise ValueError(f"y_true and y_pred are on different devices ({device_true} and {device_pred})")
+    true, true_columns = _to_labels(y_true, "y_true", xp)
+    pred, pred_columns = _to_labels(y_pred, "y_pred", xp)
+    if true.shape[0] != pred.shape[0]:
+        raise ValueError(
+            f"y_true and y_pred must have the same length, got {true.shape[0]} (y_true) and "
+            f"{pred.shape[0]} (y_pred)"
+        )
+    if true.shape[0] == 0:
+        raise ValueError("y_true and y_pred are empty; at least one sample is needed")
+    if None not in (true_columns, pred_columns) and true_columns != pred_columns:
+        raise ValueError(f"y_true has scores for {true_columns} classes but y_pred for {pred_columns}")
+    return _Labels(xp, true, pred, true_columns if true_columns is not None else pred_columns)
+
+
+def _label_range(x: Any, xp: ModuleType) -> tuple[int, int]:
+    """The smallest and largest label of the (N,) integer array ``x``, as Python ints."""
+    return int(to_numpy(xp.min(x))), int(to_numpy(xp.max(x)))
+
+
+def _resolve_n_classes(labels: _Labels, n_classes: int | None) -> int:
+    """The number of classes, checking that every label lies in [0, n_classes)."""
+    if n_classes is not None:
+        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
+            raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+        n_classes = int(n_classes)
+    if n_classes is not None and labels.n_columns is not None and n_classes != labels.n_columns:
+        raise ValueError(f"n_classes is {n_classes} but the scores have {labels.n_columns} columns")
+    ranges = {"y_true": _label_range(labels.true, labels.xp), "y_pred": _label_range(labels.pred, labels.xp)}
+    if n_classes is None and labels.n_columns is not None:
+        n_classes = labels.n_columns
+    elif n_classes is None:
+        n_classes = max(high for _, high in ranges.values()) + 1
+    for name, (low, high) in ranges.items():
+        for value in (low, high):
+            if not 0 <= value < n_classes:
+                raise ValueError(f"{name} holds the label {value}, outside the class range [0, {n_classes})")
+    return n_classes
+
+
+def _one_hot(labels: Any, n_classes: int, xp: ModuleType) -> Any:
+    """(N,) integer labels -> (N, n_classes) float32 one-hot rows on the labels' device."""
+    classes = xp.arange(n_classes, dtype=labels.dtype, device=array_api_compat.device(labels))
+    return xp.astype(labels[:, None] == classes[None, :], xp.float32)
+
+
+def _count_pairs(labels: _Labels, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) int64 host counts of (true, predicted) pairs, via one-hot matmuls."""
+    xp, n = labels.xp, labels.true.shape[0]
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for start in range(0, n, _EXACT_FLOAT32_COUNT):
+        stop = min(start + _EXACT_FLOAT32_COUNT, n)
+        true = _one_hot(labels.true[start:stop], n_classes, xp)
+        pred = _one_hot(labels.pred[start:stop], n_classes, xp)
+        counts += to_numpy(true.T @ pred).astype(np.int64)
+    return counts
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    """The fraction of samples whose predicted class equals the true class.
+
+    Args:
+        y_true: (N,) integer labels or (N, C) scores / one-hot rows (argmax taken), any backend.
+        y_pred: the same kinds, same library and device as ``y_true``.
+
+    Returns:
+        A Python float in [0, 1].
+
+    Raises:
+        ValueError: the inputs differ in length, library or device, are empty, or 1-D and not integers.
+    """
+    labels = _validate(y_true, y_pred)
+    xp = labels.xp
+    hits = xp.sum(xp.astype(labels.true == labels.pred, xp.int64))
+    return int(to_numpy(hits)) / labels.true.shape[0]
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int | None = None) -> np.ndarray:
+    """Count how often each true class was predicted as each class.
+
+    Args:
+        y_true: (N,) integer labels or (N, C) scores / one-hot rows (argmax taken), any backend.
+        y_pred: the same kinds, same library and device as ``y_true``.
+        n_classes: the number of classes C. Defaults to the number of score columns when an input is
+            (N, C) scores, else to the largest label in either array plus one.
+
+    Returns:
+        (C, C) int64 NumPy array on the host: row ``i`` is the true class, column ``j`` the predicted one.
+
+    Raises:
+        ValueError: as :func:`accuracy`, and for labels outside [0, n_classes) or a bad ``n_classes``.
+    """
+    labels = _validate(y_true, y_pred)
+    return _count_pairs(labels, _resolve_n_classes(labels, n_classes))
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Element-wise ``numerator / denominator`` in float64, 0 where the denominator is 0."""
+    out = np.zeros(numerator.shape, dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ClassificationReport:
+    """Per-class precision, recall, F1 and support, with accuracy and macro / weighted averages.
+
+    The definitions are scikit-learn's ``precision_recall_fscore_support`` with ``zero_division=0``:
+    precision = TP / predicted, recall = TP / support, F1 = 2 TP / (predicted + support), each 0 where its
+    denominator is 0 (a class never predicted, or with no support), so no NaN and no warnings. The macro
+    average is the plain mean over all C classes; the weighted average weights each class by its support.
+
+    Attributes:
+        class_names: C names, one per class index.
+        precision, recall, f1: (C,) float64 read-only NumPy arrays.
+        support: (C,) int64 read-only NumPy array, the number of true samples per class.
+        accuracy: the fraction of correct predictions.
+        macro, weighted: ``{"precision": float, "recall": float, "f1": float}``.
+        confusion: (C, C) int64 read-only NumPy array, rows true class, columns predicted class.
+    """
+
+    class_names: tuple[str, ...]
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    support: np.ndarray
+    accuracy: float
+    macro: dict[str, float]
+    weighted: dict[str, float]
+    confusion: np.ndarray
+
+    @classmethod
+    def from_confusion(cls, confusion: Any, class_names: Sequence[str] | None = None) -> ClassificationReport:
+        """Build the report from a (C, C) confusion matrix of counts (rows true, columns predicted).
+
+        Args:
+            confusion: (C, C) non-negative integer counts, any backend, with at least one sample.
+            class_names: C names; defaults to ``"0"``, ``"1"``, ...
+
+        Raises:
+            ValueError: the matrix is not square, not integer, negative or all zero, or the number of
+                names differs from C.
+        """
+        matrix = np.array(to_numpy(_as_array(confusion)))
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+            raise ValueError(f"confusion must be a non-empty square (C, C) matrix, got shape {matrix.shape}")
+        if matrix.dtype.kind not in "iu" or (matrix < 0).any() or matrix.sum() == 0:
+            raise ValueError("confusion must hold non-negative integer counts with at least one sample")
+        names = _class_names(class_names, matrix.shape[0])
+        matrix = matrix.astype(np.int64)
+        tp = np.diagonal(matrix)
+        support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+        per_class = {
+            "precision": _ratio(tp, predicted),
+            "recall": _ratio(tp, support),
+            "f1": _ratio(2 * tp, predicted + support),
+        }
+        return cls(
+            class_names=names,
+            precision=_frozen(per_class["precision"]),
+            recall=_frozen(per_class["recall"]),
+            f1=_frozen(per_class["f1"]),
+            support=_frozen(support),
+            accuracy=float(tp.sum() / matrix.sum()),
+            macro={key: float(np.mean(values)) for key, values in per_class.items()},
+            weighted={key: float(np.average(values, weights=support)) for key, values in per_class.items()},
+            confusion=_frozen(matrix),
+        )
+
+    @property
+    def n_samples(self) -> int:
+        """The number of samples, N."""
+        return int(self.support.sum())
+
+    def _rows(self) -> list[tuple[str, float | None, float | None, float, int]]:
+        """(name, precision, recall, f1, support) per class, then accuracy, macro and weighted rows."""
+        rows: list[tuple[str, float | None, float | None, float, int]] = [
+            (name, float(p), float(r), float(f), int(s))
+            for name, p, r, f, s in zip(self.class_names, self.precision, self.recall, self.f1, self.support)
+        ]
+        rows.append(("accuracy", None, None, self.accuracy, self.n_samples))
+        for label, average in (("macro avg", self.macro), ("weighted avg", self.weighted)):
+            rows.append((label, average["precision"], average["recall"], average["f1"], self.n_samples))
+        return rows
+
+    def to_table(self) -> str:
+        """A plain-text table like the paper's Table 7 (and scikit-learn's report), 4 decimals."""
+        width = max(len("weighted avg"), *(len(name) for name in self.class_names))
+        lines = [f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1-score':>9}  {'support':>9}", ""]
+        for i, (name, p, r, f, s) in enumerate(self._rows()):
+            if i == len(self.class_names):
+                lines.append("")
+            cells = ["" if v is None else f"{v:.4f}" for v in (p, r, f)]
+            lines.append(f"{name:>{width}}  {cells[0]:>9}  {cells[1]:>9}  {cells[2]:>9}  {s:>9d}")
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        """The same table as GitHub-flavoured Markdown; summary rows in bold."""
+        lines = ["| class | precision | recall | f1-score | support |", "|---|---:|---:|---:|---:|"]
+        for i, (name, p, r, f, s) in enumerate(self._rows()):
+            label = name.replace("|", "\\|")
+            if i >= len(self.class_names):
+                label = f"**{label}**"
+            cells = ["" if v is None else f"{v:.4f}" for v in (p, r, f)]
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | {s} |")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: every field as plain Python lists, floats, ints and strings."""
+        return {
+            "class_names": list(self.class_names),
+            "precision": self.precision.tolist(),
+            "recall": self.recall.tolist(),
+            "f1": self.f1.tolist(),
+            "support": self.support.tolist(),
+            "accuracy": self.accuracy,
+            "macro": dict(self.macro),
+            "weighted": dict(self.weighted),
+            "confusion": self.confusion.tolist(),
+        }
+
+    def to_json(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as indented JSON to ``path``, creating parent folders."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+
+def _class_names(class_names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
+    if class_names is None:
+        return tuple(str(i) for i in range(n_classes))
+    names = tuple(str(name) for name in class_names)
+    if len(names) != n_classes:
+        raise ValueError(f"class_names has {len(names)} names but there are {n_classes} classes")
+    return names
+
+
+def classification_report(
+    y_true: Any, y_pred: Any, *, class_names: Sequence[str] | None = None, n_classes: int | None = None
+) -> ClassificationReport:
+    """Per-class precision, recall, F1 and support, accuracy and averages (the paper's Tables 7 and 8).
+
+    Args:
+        y_true: (N,) integer labels or (N, C) scores / one-hot rows (argmax taken), any backend.
+        y_pred: the same kinds, same library and device as ``y_true``.
+        class_names: C names, one per class index. Defaults to ``"0"``, ``"1"``, ...
+        n_classes: the number of classes C. Defaults to ``len(class_names)`` when names are given, else
+            as in :func:`confusion_matrix`.
+
+    Returns:
+        A :class:`ClassificationReport` on the host.
+
+    Raises:
+        ValueError: as :func:`confusion_matrix`, or ``class_names`` of the wrong length.
+    """
+    if n_classes is None and class_names is not None:
+        n_classes = len(class_names)
+    return ClassificationReport.from_confusion(confusion_matrix(y_true, y_pred, n_classes), class_names)
