@@ -1,0 +1,105 @@
+"""Every layer and loss against float64 central differences: relative error < 1e-6."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import layers as L
+from nnbackend import losses
+from nnbackend.random import Streams
+
+from .gradcheck import numerical_gradient, relative_error
+
+BACKEND = nb.get_backend("numpy", dtype="float64")
+TOL = 1e-6
+
+LAYERS = {
+    "Dense": (lambda: L.Dense(5, 4), (5,)),
+    "Dense(relu)": (lambda: L.Dense(5, 4, "relu"), (5,)),
+    "Dense(tanh, glorot)": (lambda: L.Dense(5, 4, "tanh", init="glorot"), (5,)),
+    "Dense(softmax)": (lambda: L.Dense(5, 4, "softmax"), (5,)),
+    "ReLU": (L.ReLU, (6,)),
+    "LeakyReLU": (lambda: L.LeakyReLU(0.2), (6,)),
+    "Sigmoid": (L.Sigmoid, (6,)),
+    "Tanh": (L.Tanh, (6,)),
+    "Softplus": (L.Softplus, (6,)),
+    "Softmax": (L.Softmax, (6,)),
+    "Identity": (L.Identity, (6,)),
+    "Flatten": (L.Flatten, (2, 3)),
+    "Dropout": (lambda: L.Dropout(0.4), (6,)),
+}
+
+
+def _away_from_kinks(x: np.ndarray) -> np.ndarray:
+    """Push inputs at least 0.05 from zero, where ReLU-like layers are not differentiable."""
+    return np.where(np.abs(x) < 0.05, np.sign(x) * 0.05 + x, x)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layer_gradients_match_finite_differences(name):
+    make, shape = LAYERS[name]
+    layer = make()
+    layer.build(shape, BACKEND, Streams(0))
+    rng = np.random.default_rng(1)
+    x = _away_from_kinks(rng.standard_normal((3, *shape)))
+    weights = rng.standard_normal((3, *layer.output_shape))
+
+    def objective() -> float:
+        if isinstance(layer, L.Dropout):
+            layer.rng = np.random.default_rng(5)  # the same mask for every evaluation
+        return float(np.sum(layer.forward(x) * weights))
+
+    objective()
+    dx = layer.backward(weights)
+    assert relative_error(dx, numerical_gradient(lambda _: objective(), x)) < TOL
+    for key, param in layer.params.items():
+        analytic = layer.grads[key]
+        numeric = numerical_gradient(lambda _: objective(), param)
+        assert relative_error(analytic, numeric) < TOL, key
+
+
+def test_whole_model_input_gradient_matches_finite_differences():
+    model = nb.Sequential(
+        [L.Dense(4, 6, "sigmoid"), L.Dense(6, 5, "softplus"), L.Dense(5, 3, "softmax")],
+        backend=BACKEND, seed=3,
+    )
+    loss = losses.BinaryCrossEntropy()
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 4)), np.array([0, 2, 1, 2])
+
+    def objective(_) -> float:
+        return float(loss(model.forward(x), y))
+
+    objective(None)
+    dx = model.backward(loss.gradient(model.forward(x), y), input_grad=True)
+    assert relative_error(dx, numerical_gradient(objective, x)) < TOL
+    for name, param in model.parameters().items():
+        assert relative_error(model.gradients()[name], numerical_gradient(objective, param)) < TOL, name
+
+
+LOSSES = {
+    "CrossEntropy(logits)": (losses.CrossEntropy, "logits", "labels"),
+    "CrossEntropy(logits, soft targets)": (losses.CrossEntropy, "logits", "soft"),
+    "CrossEntropy(probs)": (lambda: losses.CrossEntropy(from_logits=False), "probs", "labels"),
+    "BinaryCrossEntropy": (losses.BinaryCrossEntropy, "probs", "labels"),
+    "BinaryCrossEntropy(soft targets)": (losses.BinaryCrossEntropy, "probs", "soft"),
+    "BinaryCrossEntropy(logits)": (lambda: losses.BinaryCrossEntropy(from_logits=True), "logits", "soft"),
+    "MSE(labels)": (losses.MSE, "logits", "labels"),
+    "MSE(regression)": (losses.MSE, "logits", "soft"),
+}
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_gradients_match_finite_differences(name):
+    make, pred_kind, target_kind = LOSSES[name]
+    rng = np.random.default_rng(3)
+    pred = rng.standard_normal((5, 4))
+    if pred_kind == "probs":
+        pred = rng.uniform(0.05, 0.95, (5, 4))
+    target = rng.integers(0, 4, 5) if target_kind == "labels" else rng.dirichlet(np.ones(4), 5)
+    loss = make()
+    analytic = loss.gradient(pred, target)
+    numeric = numerical_gradient(lambda p: float(loss(p, target)), pred)
+    assert relative_error(analytic, numeric) < TOL
