@@ -170,80 +170,82 @@ class Trainer:
         val = self._prepare(*validation, "validation") if validation is not None else None
         callbacks = list(callbacks)
 
-        model, optimizer, loss = self.model, self.optimizer, self.loss
-        xp = model.backend.xp
-        device = array_api_compat.device(xd)
+        model = self.model
         rng = generator(seed, "shuffle")
-        steps = math.ceil(n / batch_size)
         history = self.history = History()
-        progress = Progress(epochs, steps, verbose)
+        progress = Progress(epochs, math.ceil(n / batch_size), verbose)
         monitor = _Monitor(early_stopping) if early_stopping is not None else None
         start = time.perf_counter()
         model.train()
         for callback in callbacks:
             callback.on_fit_start(self)
-        try:
-            for epoch in range(1, epochs + 1):
-                last_finite = model.parameters()  # the optimizer replaces arrays, so references suffice
-                order = None
-                if shuffle and batch_size < n:
-                    order = xp.asarray(rng.permutation(n), device=device)
-                loss_sum = correct = 0
-                for begin in range(0, n, batch_size):
-                    end = min(begin + batch_size, n)  # the Array API leaves out-of-range stops undefined
-                    if order is None and batch_size == n:
-                        xb, tb, lb = xd, td, ld
-                    else:
-                        idx = order[begin:end] if order is not None else None
-                        xb, tb, lb = (_rows(a, idx, begin, end) for a in (xd, td, ld))
-                    out = model.forward(xb)
-                    value, grad = loss._value_and_gradient(out, tb)
-                    model.backward(grad)
-                    optimizer.step(model)
-                    loss_sum = loss_sum + value * xb.shape[0]
-                    if lb is not None:
-                        correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == lb, xp.int64))
-                    progress.step()
-                epoch_loss = float(loss_sum) / n
-                logs: dict[str, Any] = {
-                    "loss": epoch_loss,
-                    "accuracy": int(correct) / n if ld is not None else None,
-                    "time": time.perf_counter() - start,
-                }
-                history.add_train(epoch, logs["loss"], logs["accuracy"], logs["time"])
-                if not math.isfinite(epoch_loss):
-                    history.diverged_epoch = epoch
-                    model.set_parameters(last_finite, check=False)
-                    progress.message(
-                        f"epoch {epoch}: the training loss became {epoch_loss} - the run diverged "
-                        f"(try a smaller learning rate); keeping the parameters from before epoch {epoch}"
-                    )
-                    break
-                if val is not None and (epoch % eval_every == 0 or epoch == epochs):
-                    val_loss, val_acc = self._evaluate(*val)
-                    logs.update(val_loss=val_loss, val_accuracy=val_acc)
-                    history.add_validation(epoch, val_loss, val_acc)
-                progress.epoch_end(epoch, logs)
-                stop = False
-                if monitor is not None and (val is None or "val_loss" in logs):
-                    stop = monitor.update(epoch, logs, model)
+        # A diverging run is detected and reported below; NumPy's overflow warnings would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                for epoch in range(1, epochs + 1):
+                    last_finite = model.parameters()  # the optimizer replaces arrays: references suffice
+                    order = rng.permutation(n) if shuffle and batch_size < n else None
+                    logs = self._train_epoch((xd, td, ld), batch_size, order, progress)
+                    logs["time"] = time.perf_counter() - start
+                    history.add_train(epoch, logs["loss"], logs["accuracy"], logs["time"])
+                    if not math.isfinite(logs["loss"]):
+                        history.diverged_epoch = epoch
+                        model.set_parameters(last_finite, check=False)
+                        progress.message(
+                            f"epoch {epoch}: the training loss became {logs['loss']} - the run diverged "
+                            f"(try a smaller learning rate); keeping the parameters from before epoch {epoch}"
+                        )
+                        break
+                    if val is not None and (epoch % eval_every == 0 or epoch == epochs):
+                        logs["val_loss"], logs["val_accuracy"] = self._evaluate(*val)
+                        history.add_validation(epoch, logs["val_loss"], logs["val_accuracy"])
+                    progress.epoch_end(epoch, logs)
+                    stop = False
+                    if monitor is not None and (val is None or "val_loss" in logs):
+                        stop = monitor.update(epoch, logs, model)
+                        if stop:
+                            progress.message(f"early stopping at epoch {epoch}: no improvement in "
+                                             f"{early_stopping.monitor} for {early_stopping.patience} evaluations")
+                    for callback in callbacks:
+                        stop = bool(callback.on_epoch_end(self, epoch, logs)) or stop
+                    if stop:
+                        history.stopped_epoch = epoch
+                        break
+            finally:
+                progress.close()
+                if monitor is not None:
+                    history.best_epoch = monitor.best_epoch
+                    if early_stopping.restore_best and monitor.best_params is not None and not history.diverged:
+                        model.set_parameters(monitor.best_params, check=False)
                 for callback in callbacks:
-                    stop = bool(callback.on_epoch_end(self, epoch, logs)) or stop
-                if stop:
-                    history.stopped_epoch = epoch
-                    if monitor is not None and monitor.stopped:
-                        progress.message(f"early stopping at epoch {epoch}: no improvement in "
-                                         f"{early_stopping.monitor} for {early_stopping.patience} evaluations")
-                    break
-        finally:
-            progress.close()
-            if monitor is not None:
-                history.best_epoch = monitor.best_epoch
-                if early_stopping.restore_best and monitor.best_params is not None and not history.diverged:
-                    model.set_parameters(monitor.best_params, check=False)
-            for callback in callbacks:
-                callback.on_fit_end(self)
+                    callback.on_fit_end(self)
         return history
+
+    def _train_epoch(self, data: tuple[Any, Any, Any], batch_size: int, order: np.ndarray | None,
+                     progress: Progress) -> dict[str, Any]:
+        """One pass over ``data`` = (inputs, dense targets, labels or None), in ``order`` (host indices)
+        or as stored. Only the epoch's two sums come back to the host."""
+        model, optimizer, loss = self.model, self.optimizer, self.loss
+        xd, td, ld = data
+        xp, n = model.backend.xp, xd.shape[0]
+        idx_all = None if order is None else xp.asarray(order, device=array_api_compat.device(xd))
+        loss_sum = correct = 0
+        for begin in range(0, n, batch_size):
+            end = min(begin + batch_size, n)  # the Array API leaves out-of-range slice stops undefined
+            if batch_size == n and idx_all is None:
+                xb, tb, lb = xd, td, ld
+            else:
+                idx = None if idx_all is None else idx_all[begin:end]
+                xb, tb, lb = (_rows(a, idx, begin, end) for a in (xd, td, ld))
+            out = model.forward(xb)
+            value, grad = loss._value_and_gradient(out, tb)
+            model.backward(grad)
+            optimizer.step(model)
+            loss_sum = loss_sum + value * (end - begin)
+            if lb is not None:
+                correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == lb, xp.int64))
+            progress.step()
+        return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n if ld is not None else None}
 
     # -- evaluation -----------------------------------------------------------------------------
     def _evaluate(self, x: Any, targets: Any, labels: Any, batch_size: int = 8192) -> tuple[float, float | None]:

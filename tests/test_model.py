@@ -1,0 +1,135 @@
+"""Sequential: building, summary, configs, parameters, moving between backends, input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import layers as L
+
+
+def paper_model(**kwargs):
+    return nb.Sequential([L.Dense(784, 512, "relu"), L.Dense(512, 10, "softmax")], **kwargs)
+
+
+def test_summary_lists_layers_shapes_and_counts():
+    text = paper_model(backend="numpy").summary()
+    assert "Dense (relu)" in text and "(None, 512)" in text and "401,920" in text
+    assert "Dense (softmax)" in text and "5,130" in text
+    assert "Total params: 407,050" in text
+
+
+def test_parameters_are_named_like_pytorch_and_shaped_like_the_paper():
+    params = paper_model(backend="numpy").parameters()
+    assert list(params) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert params["0.weight"].shape == (784, 512) and params["1.bias"].shape == (10,)
+    np.testing.assert_array_equal(params["0.bias"], 0)
+
+
+def test_he_initialisation_has_the_papers_scale():
+    w = nb.to_numpy(paper_model(backend="numpy", dtype="float64").parameters()["0.weight"])
+    assert abs(w.std() - np.sqrt(2 / 784)) < 0.002 and abs(w.mean()) < 0.001
+
+
+def test_paper_layers_config_builds_the_same_model():
+    config = [{"output_size": 512, "activation": "relu"}, {"units": 10, "activation": "softmax"}]
+    a = nb.Sequential.from_layers_config(config, input_size=784, backend="numpy", seed=3)
+    b = paper_model(backend="numpy", seed=3)
+    for (ka, va), (kb, vb) in zip(a.parameters().items(), b.parameters().items()):
+        assert ka == kb
+        np.testing.assert_array_equal(va, vb)
+
+
+def test_config_round_trip_rebuilds_the_architecture():
+    model = nb.Sequential([L.Dense(6, 5, L.LeakyReLU(0.2)), L.Dropout(0.3), L.Dense(5, 2, init="glorot")],
+                          backend="numpy", seed=4)
+    clone = nb.Sequential.from_config(model.get_config(), backend="numpy")
+    assert clone.get_config() == model.get_config()
+    assert clone.layers[0].activation.negative_slope == 0.2
+    for name, value in model.parameters().items():
+        np.testing.assert_array_equal(clone.parameters()[name], value)
+
+
+@pytest.mark.parametrize("name", ["torch", "array_api_strict:device1"])
+def test_moving_a_model_keeps_its_function(name):
+    pytest.importorskip(name.split(":")[0])
+    model = nb.Sequential([L.Dense(4, 3, "tanh"), L.Dense(3, 2)], backend="numpy", dtype="float64")
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    before = model.predict(x)
+    model.to(name)
+    assert model.backend.name == name.split(":")[0]
+    np.testing.assert_allclose(model.predict(x), before, rtol=1e-12)
+    model.to("numpy", dtype="float32")
+    assert model.parameters()["0.weight"].dtype == np.float32
+    np.testing.assert_allclose(model.predict(x.astype(np.float32)), before, rtol=1e-5)
+
+
+def test_predict_batches_and_restores_training_mode():
+    model = nb.Sequential([L.Dense(3, 4, "relu"), L.Dropout(0.5), L.Dense(4, 2)], backend="numpy", seed=1)
+    x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
+    assert model.training
+    np.testing.assert_allclose(model.predict(x, batch_size=3), model.predict(x, batch_size=None), rtol=1e-6)
+    assert model.training
+    assert model.predict_classes(x).dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "x,message",
+    [
+        (np.zeros((2, 5), np.float32), r"x must have shape \(N, 4\) for this model, got \(2, 5\)"),
+        (np.zeros((2, 4, 1), np.float32), "x must have 2 dimensions, got shape"),
+        (np.zeros((2, 4), np.uint8), "x must be a floating-point array, got dtype uint8"),
+        (np.zeros((0, 4), np.float32), "x is empty"),
+        ("pixels", "x must be an array, got str"),
+    ],
+)
+def test_predict_rejects_bad_input_with_a_clear_message(x, message):
+    model = nb.Sequential([L.Dense(4, 2)], backend="numpy")
+    with pytest.raises((ValueError, TypeError), match=message):
+        model.predict(x)
+
+
+def test_arrays_of_another_backend_are_not_mixed_in():
+    torch = pytest.importorskip("torch")
+    model = nb.Sequential([L.Dense(4, 2)], backend="numpy")
+    with pytest.raises(ValueError, match="torch array .* but the model lives on numpy"):
+        model.predict(torch.zeros((2, 4)))
+
+
+def test_set_parameters_checks_names_and_shapes():
+    model = nb.Sequential([L.Dense(4, 2)], backend="numpy")
+    with pytest.raises(KeyError, match="unknown parameter '3.weight'"):
+        model.set_parameters({"3.weight": np.zeros((4, 2))})
+    with pytest.raises(ValueError, match=r"parameter 0.weight has shape \(4, 2\), got \(2, 4\)"):
+        model.set_parameters({"0.weight": np.zeros((2, 4))})
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: nb.Sequential([]), "at least one layer"),
+        (lambda: nb.Sequential([L.ReLU()]), "pass input_shape"),
+        (lambda: nb.Sequential([L.Dense(4, 3), L.Dense(5, 2)]), "expects 5 input features, but the previous"),
+        (lambda: L.Dense(0, 3), "in_features must be a positive integer"),
+        (lambda: L.Dense(3, 2, "swish"), "unknown activation 'swish'"),
+        (lambda: L.Dense(3, 2, init="orthogonal"), "unknown initializer 'orthogonal'"),
+        (lambda: L.Dropout(1.0), r"Dropout rate must be in \[0, 1\)"),
+        (lambda: nb.Sequential([L.Dense(2, 2)], input_shape=(3, 2)), "Dense expects flat inputs"),
+    ],
+)
+def test_bad_architectures_are_rejected(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_dense_infers_its_width_from_the_previous_layer():
+    model = nb.Sequential([L.Flatten(), L.Dense(None, 2)], input_shape=(2, 3), backend="numpy")
+    assert model.layers[1].in_features == 6 and model.parameters()["1.weight"].shape == (6, 2)
+
+
+def test_backward_without_a_training_forward_says_what_to_do():
+    model = nb.Sequential([L.Dense(3, 2, "relu")], backend="numpy").eval()
+    model.forward(np.zeros((1, 3), np.float32))
+    with pytest.raises(RuntimeError, match="needs a forward\\(\\) in training mode"):
+        model.backward(np.zeros((1, 2), np.float32))

@@ -1,0 +1,167 @@
+"""Trainer.fit: determinism, plain gradient descent, evaluation schedule, early stopping, divergence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import layers as L
+from nnbackend import optimizers as O
+
+
+def blobs(n=300, seed=0, classes=3, features=8):
+    centers = np.random.default_rng(100).standard_normal((classes, features)) * 2
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = centers[y] + rng.standard_normal((n, features))
+    return x.astype(np.float32), y
+
+
+def mlp(seed=0, backend="numpy", dtype=None):
+    return nb.Sequential([L.Dense(8, 16, "relu"), L.Dense(16, 3)], backend=backend, dtype=dtype, seed=seed)
+
+
+def test_learns_a_separable_problem():
+    x, y = blobs()
+    trainer = nb.Trainer(mlp(), "cross_entropy", O.Adam(0.01))
+    history = trainer.fit(x, y, validation=blobs(seed=1), epochs=30, batch_size=32, verbose=0)
+    assert history.val_accuracy[-1] >= 0.95
+    assert history.loss[-1] < history.loss[0] / 3
+    assert trainer.evaluate(*blobs(seed=1))["accuracy"] == pytest.approx(history.val_accuracy[-1])
+    assert (trainer.predict(x) == y).mean() >= 0.95
+
+
+def test_runs_are_bit_identical_on_numpy():
+    x, y = blobs()
+    runs = []
+    for _ in range(2):
+        model = nb.Sequential([L.Dense(8, 16, "relu"), L.Dropout(0.2), L.Dense(16, 3)], backend="numpy", seed=5)
+        nb.Trainer(model, "cross_entropy", O.Adam(0.01)).fit(x, y, epochs=3, batch_size=50, seed=9, verbose=0)
+        runs.append(model.state_dict())
+    for name in runs[0]:
+        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+
+
+def test_a_different_shuffle_seed_gives_a_different_run():
+    x, y = blobs()
+    a, b = mlp(), mlp()
+    nb.Trainer(a, optimizer=O.GD(0.1)).fit(x, y, epochs=1, batch_size=30, seed=1, verbose=0)
+    nb.Trainer(b, optimizer=O.GD(0.1)).fit(x, y, epochs=1, batch_size=30, seed=2, verbose=0)
+    assert not np.array_equal(a.state_dict()["0.weight"], b.state_dict()["0.weight"])
+
+
+def test_full_batch_epoch_is_one_plain_gradient_descent_step():
+    x, y = blobs(n=64)
+    reference = mlp(dtype="float64")
+    loss = nb.losses.CrossEntropy()
+    reference.backward(loss.gradient(reference.forward(x.astype(np.float64)), y))
+    expected = {k: p - 0.5 * reference.gradients()[k] for k, p in reference.parameters().items()}
+    model = mlp(dtype="float64")
+    history = nb.Trainer(model, loss, O.GD(0.5)).fit(x.astype(np.float64), y, epochs=1, verbose=0)
+    for name, value in expected.items():
+        np.testing.assert_allclose(model.parameters()[name], value, rtol=1e-12)
+    assert history.loss[0] == pytest.approx(float(loss(reference.forward(x.astype(np.float64)), y)))
+
+
+def test_validation_runs_every_n_epochs_and_after_the_last():
+    x, y = blobs()
+    history = nb.Trainer(mlp()).fit(x, y, validation=(x, y), epochs=5, eval_every=2, verbose=0)
+    assert history.epoch == [1, 2, 3, 4, 5] and history.val_epoch == [2, 4, 5]
+    assert len(history.time) == 5 and history.time == sorted(history.time)
+
+
+def test_early_stopping_stops_and_restores_the_best_parameters():
+    x, y = blobs(n=60)
+    rng = np.random.default_rng(3)
+    noise_x, noise_y = rng.standard_normal((200, 8)).astype(np.float32), rng.integers(0, 3, 200)
+    model = nb.Sequential([L.Dense(8, 64, "relu"), L.Dense(64, 3)], backend="numpy", seed=0)
+    trainer = nb.Trainer(model, optimizer=O.Adam(0.05))
+    history = trainer.fit(noise_x, noise_y, validation=(x, y), epochs=200, batch_size=20, verbose=0,
+                          early_stopping=nb.EarlyStopping(patience=3, min_delta=1e-4))
+    assert history.stopped_epoch is not None and history.stopped_epoch < 200
+    best = history.val_epoch.index(history.best_epoch)
+    assert history.val_loss[best] == min(history.val_loss)
+    assert history.stopped_epoch - history.best_epoch == 3
+    assert trainer.evaluate(x, y)["loss"] == pytest.approx(history.val_loss[best], rel=1e-6)
+
+
+def test_a_diverging_run_stops_and_keeps_finite_parameters(capsys):
+    x, y = blobs()
+    model = mlp()
+    history = nb.Trainer(model, "mse", O.GD(1e4)).fit(x, y, epochs=50, verbose=1)
+    assert history.diverged and history.diverged_epoch < 50
+    assert len(history.epoch) == history.diverged_epoch
+    assert all(np.all(np.isfinite(v)) for v in model.state_dict().values())
+    out = capsys.readouterr()
+    assert f"epoch {history.diverged_epoch}: the training loss became" in out.out + out.err
+    assert json.loads(json.dumps(history.to_dict()))["diverged_epoch"] == history.diverged_epoch
+
+
+def test_verbose_output(capsys):
+    x, y = blobs()
+    nb.Trainer(mlp()).fit(x, y, validation=(x, y), epochs=2, verbose=2)
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "val_acc" in out
+    nb.Trainer(mlp()).fit(x, y, epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_history_exports(tmp_path):
+    x, y = blobs()
+    history = nb.Trainer(mlp()).fit(x, y, validation=(x, y), epochs=3, eval_every=2, verbose=0)
+    history.to_json(tmp_path / "h.json")
+    assert nb.History.from_dict(json.loads((tmp_path / "h.json").read_text())) == history
+    history.to_csv(tmp_path / "h.csv")
+    rows = (tmp_path / "h.csv").read_text().splitlines()
+    assert rows[0] == "epoch,time_s,loss,accuracy,val_loss,val_accuracy"
+    assert len(rows) == 4 and rows[1].endswith(",,") and not rows[2].endswith(",,")
+
+
+def test_one_hot_and_regression_targets():
+    x, y = blobs()
+    onehot = np.eye(3, dtype=np.float32)[y]
+    history = nb.Trainer(mlp(), "mse", O.Adam(0.01)).fit(x, onehot, epochs=5, batch_size=32, verbose=0)
+    assert history.accuracy[-1] > 0.8
+    model = nb.Sequential([L.Dense(8, 1)], backend="numpy")
+    target = (x @ np.arange(8, dtype=np.float32))[:, None]
+    history = nb.Trainer(model, "mse", O.Adam(0.1)).fit(x, target, epochs=50, batch_size=32, verbose=0)
+    assert history.accuracy[-1] is None and history.loss[-1] < 0.05 * history.loss[0]
+
+
+def test_a_softmax_model_with_a_logits_loss_is_refused():
+    model = nb.Sequential([L.Dense(8, 3, "softmax")], backend="numpy")
+    with pytest.raises(ValueError, match="ends with a Softmax but CrossEntropy"):
+        nb.Trainer(model, nb.losses.CrossEntropy())
+    nb.Trainer(model, nb.losses.CrossEntropy(from_logits=False))
+    nb.Trainer(model, nb.losses.BinaryCrossEntropy())
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(y=np.array([0, 1, 3] * 100)), r"train y holds label 3, outside \[0, 3\)"),
+        (dict(y=np.array([0, 1, -1] * 100)), r"train y holds label -1"),
+        (dict(y=np.zeros(299, np.int64)), "same number of samples, got 300 and 299"),
+        (dict(y=np.zeros(300, np.float32)), "train y must be integer class labels"),
+        (dict(x=np.zeros((300, 8), np.uint8)), "floating-point array, got dtype uint8"),
+        (dict(x=np.full((300, 8), np.nan, np.float32)), "train x contains 2400 NaN or infinite"),
+        (dict(x=np.zeros((300, 9), np.float32)), r"must have shape \(N, 8\) for this model"),
+        (dict(batch_size=0), "batch_size must be a positive integer"),
+        (dict(batch_size="half"), "batch_size must be a positive integer"),
+        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(validation=(np.zeros((5, 8), np.float32), np.zeros(4, np.int64))), "validation x and validation y"),
+        (dict(y=np.zeros((300, 4), np.float32)), r"train y must have shape \(N, 3\)"),
+    ],
+)
+def test_fit_rejects_bad_input_before_changing_anything(kwargs, message):
+    x, y = blobs()
+    model = mlp()
+    before = model.state_dict()
+    args = {"x": x, "y": y, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        nb.Trainer(model).fit(args.pop("x"), args.pop("y"), verbose=0, **args)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
