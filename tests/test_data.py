@@ -1,14 +1,152 @@
-"""nnbackend.data: reading and writing IDX files, and the errors for broken ones."""
+"""nnbackend.data: IDX files, the registry and its search path, verified downloads.
+
+Facts about the real files come from shared/data/README.md (next to the repository); those tests
+read the files through NNBACKEND_DATA and are skipped when the folder is absent. Everything else uses
+small files made here and, for downloads, a local HTTP server: no test touches the network, the
+user's cache or /usr/share.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gzip
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nnbackend.data import DataError, read_idx, write_idx
+from nnbackend.data import (
+    DataError,
+    DataSet,
+    DataSetSpec,
+    load,
+    read_idx,
+    register,
+    search_path,
+    write_idx,
+)
+from nnbackend.data import locate, registry
+from nnbackend.data.registry import MNIST_FILES, get_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_data_dir() -> Path:
+    """``$NNBACKEND_TEST_DATA``, else ``shared/data`` next to the repository (or worktree)."""
+    return Path(os.environ.get("NNBACKEND_TEST_DATA") or REPO.parent / "shared" / "data")
+
+
+def needs_real(name: str) -> Path:
+    folder = real_data_dir() / name
+    if not folder.is_dir():
+        pytest.skip(f"real {name} files not in {folder}; set NNBACKEND_TEST_DATA to a folder with {name}/")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No test sees the user's cache, NNBACKEND_DATA, /usr/share/datasets or another test's registrations."""
+    monkeypatch.setenv(locate.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(locate.DATA_ENV, raising=False)
+    monkeypatch.setattr(locate, "DEBIAN_DATASETS", tmp_path / "usr-share-datasets")
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+def _load_real(name: str, tmp_path_factory) -> DataSet:
+    needs_real(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(locate.DATA_ENV, str(real_data_dir()))
+        mp.setenv(locate.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+        return load(name, download=False)
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory) -> DataSet:
+    return _load_real("mnist", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory) -> DataSet:
+    return _load_real("fashion-mnist", tmp_path_factory)
+
+
+# -- a tiny fake data set: four small IDX files and their registered checksums ----------------------
+
+
+@dataclasses.dataclass
+class Tiny:
+    spec: DataSetSpec
+    master: Path  # a folder holding the four .gz files
+    arrays: tuple[np.ndarray, ...]
+
+    def copy_to(self, folder: Path) -> Path:
+        shutil.copytree(self.master, folder)
+        return folder
+
+
+def tiny_arrays(seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    return (
+        rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+        (np.arange(12) % 3).astype(np.uint8),
+        rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        (np.arange(6) % 3).astype(np.uint8),
+    )
+
+
+def write_set(folder: Path, arrays: tuple[np.ndarray, ...], suffix: str = ".gz") -> dict[str, str]:
+    """Write the four files; return the SHA-256 of their uncompressed content."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sums = {}
+    for base, array in zip(MNIST_FILES, arrays):
+        write_idx(folder / f"{base}{suffix}", array)
+        raw = folder / f"{base}.raw"
+        write_idx(raw, array)
+        sums[base] = hashlib.sha256(raw.read_bytes()).hexdigest()
+        raw.unlink()
+    return sums
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Tiny:
+    arrays = tiny_arrays(0)
+    master = tmp_path / "tiny-master"
+    sums = write_set(master, arrays)
+    spec = DataSetSpec(name="tiny", class_names=("a", "b", "c"), sha256=sums, url_base=None)
+    register(spec)
+    return Tiny(spec, master, arrays)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving ``root``; yields (root, base URL, requested paths)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+            requested.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/", requested
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 # -- IDX ------------------------------------------------------------------------------------------
@@ -97,3 +235,196 @@ def test_corrupt_gzip_is_rejected_with_its_name(tmp_path, damage):
     path.write_bytes(bytes(data))
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: not a valid gzip stream"):
         read_idx(path)
+
+
+# -- the real files: facts from shared/data/README.md ---------------------------------------------
+
+
+def test_mnist_facts(mnist):
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == np.uint8
+    assert mnist.test_images.shape == (10000, 28, 28) and mnist.test_images.dtype == np.uint8
+    assert mnist.train_labels.dtype == np.int64 and mnist.test_labels.dtype == np.int64
+    assert mnist.train_labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert mnist.test_labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(mnist.train_labels).tolist() == counts
+    assert mnist.train_images.mean() == pytest.approx(33.318, abs=5e-4)
+    assert mnist.class_names == tuple("0123456789") and mnist.n_classes == 10
+    assert mnist.image_shape == (28, 28)
+    assert mnist.source == str(real_data_dir() / "mnist")
+    assert not mnist.train_images.flags.writeable
+
+
+def test_fashion_mnist_facts(fashion):
+    assert np.bincount(fashion.train_labels).tolist() == [6000] * 10
+    assert np.bincount(fashion.test_labels).tolist() == [1000] * 10
+    assert fashion.class_names[0] == "T-shirt/top" and fashion.class_names[9] == "Ankle boot"
+    assert fashion.image_shape == (28, 28)
+
+
+# -- names, search path, verification ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "Fashion_MNIST", "fashion mnist", "FASHIONMNIST"])
+def test_names_ignore_case_and_separators(name):
+    assert get_spec(name).name == "fashion-mnist"
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(DataError, match="unknown data set .cifar.; known data sets: fashion-mnist, mnist"):
+        load("cifar")
+
+
+def test_search_path_order(tmp_path, monkeypatch):
+    monkeypatch.setenv(locate.DATA_ENV, str(tmp_path / "env"))
+    cache = tmp_path / "cache"
+    assert search_path("MNIST", tmp_path / "dir") == [
+        tmp_path / "dir" / "mnist", tmp_path / "dir", tmp_path / "env" / "mnist", cache / "mnist",
+    ]
+    assert search_path("fashion_mnist")[-1] == tmp_path / "usr-share-datasets" / "fashion-mnist"
+
+
+def test_cache_dir_follows_xdg_and_the_override(monkeypatch, tmp_path):
+    from nnbackend.data import cache_dir
+
+    assert cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv(locate.CACHE_ENV)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "nnbackend"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == Path.home() / ".cache" / "nnbackend"
+
+
+def test_data_dir_beats_env_beats_cache(tiny, tmp_path, monkeypatch):
+    given = tiny.copy_to(tmp_path / "given")  # data_dir holding the files themselves
+    env = tiny.copy_to(tmp_path / "env" / "tiny")
+    cache = tiny.copy_to(tmp_path / "cache" / "tiny")
+    monkeypatch.setenv(locate.DATA_ENV, str(tmp_path / "env"))
+    assert load("tiny", data_dir=given, download=False).source == str(given)
+    assert load("tiny", download=False).source == str(env)
+    shutil.rmtree(env)
+    data = load("tiny", download=False)
+    assert data.source == str(cache)
+    arrays = (data.train_images, data.train_labels, data.test_images, data.test_labels)
+    for got, want in zip(arrays, tiny.arrays):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_data_dir_may_hold_a_folder_per_data_set(tiny, tmp_path):
+    tiny.copy_to(tmp_path / "data" / "tiny")
+    assert load("tiny", data_dir=tmp_path / "data").source == str(tmp_path / "data" / "tiny")
+
+
+def test_raw_files_load_like_gzipped_ones(tiny, tmp_path):
+    folder = tmp_path / "raw"
+    write_set(folder, tiny.arrays, suffix="")
+    np.testing.assert_array_equal(load("tiny", data_dir=folder).train_images, tiny.arrays[0])
+
+
+def test_debian_folder_is_used_for_fashion_mnist(tmp_path):
+    real = needs_real("fashion-mnist")
+    debian = tmp_path / "usr-share-datasets" / "fashion-mnist"
+    debian.mkdir(parents=True)
+    for path in real.iterdir():
+        (debian / path.name).symlink_to(path)
+    assert load("fashion-mnist", download=False).source == str(debian)
+
+
+def test_checksum_mismatch_names_file_and_both_sums(tiny, tmp_path):
+    folder = tiny.copy_to(tmp_path / "data")
+    other = tiny_arrays(1)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", other[2])
+    write_idx(folder / "t10k-images-idx3-ubyte", other[2])
+    actual = hashlib.sha256((folder / "t10k-images-idx3-ubyte").read_bytes()).hexdigest()
+    (folder / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(DataError) as info:
+        load("tiny", data_dir=folder)
+    message = str(info.value)
+    assert str(folder / "t10k-images-idx3-ubyte.gz") in message
+    assert actual in message and tiny.spec.sha256["t10k-images-idx3-ubyte"] in message
+
+
+def test_incomplete_folder_is_reported_not_half_used(tiny, tmp_path):
+    folder = tiny.copy_to(tmp_path / "data")
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    tiny.copy_to(tmp_path / "cache" / "tiny")
+    with pytest.raises(DataError, match=r"incomplete tiny: .* but not t10k-labels-idx1-ubyte"):
+        load("tiny", data_dir=folder)
+
+
+def test_truncated_file_in_a_data_set_is_rejected(tiny, tmp_path):
+    folder = tiny.copy_to(tmp_path / "data")
+    content = gzip.decompress((folder / "train-labels-idx1-ubyte.gz").read_bytes())
+    _gz(folder / "train-labels-idx1-ubyte.gz", content[:-2])
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: truncated: header says 12 = 12 bytes"):
+        load("tiny", data_dir=folder)
+
+
+def test_offline_error_lists_every_place_and_the_fixes(tmp_path, monkeypatch):
+    monkeypatch.setenv(locate.DATA_ENV, str(tmp_path / "env"))
+    with pytest.raises(DataError) as info:
+        load("fashion-mnist", data_dir=tmp_path / "dir", download=False)
+    message = str(info.value)
+    for place in search_path("fashion-mnist", tmp_path / "dir"):
+        assert f"  {place}\n" in message
+    assert "NNBACKEND_DATA" in message and "apt install dataset-fashion-mnist" in message
+    assert "download=True" in message
+
+
+# -- downloads from a local server ----------------------------------------------------------------
+
+
+def test_download_puts_verified_files_in_the_cache(tiny, server, tmp_path):
+    root, url, requested = server
+    tiny.copy_to(root / "files")
+    register(dataclasses.replace(tiny.spec, url_base=f"{url}files/"))
+    data = load("tiny")
+    cache = tmp_path / "cache" / "tiny"
+    assert data.source == str(cache)
+    assert sorted(p.name for p in files_under(tmp_path / "cache")) == sorted(f"{b}.gz" for b in MNIST_FILES)
+    np.testing.assert_array_equal(data.test_images, tiny.arrays[2])
+    assert len(requested) == 4
+    load("tiny")
+    assert len(requested) == 4  # the second load reads the cache
+
+
+def test_wrong_download_is_rejected_and_leaves_nothing(tiny, server, tmp_path):
+    root, url, _ = server
+    write_set(root / "files", tiny_arrays(1))
+    register(dataclasses.replace(tiny.spec, url_base=f"{url}files/"))
+    with pytest.raises(DataError) as info:
+        load("tiny")
+    message = str(info.value)
+    assert f"{url}files/train-images-idx3-ubyte.gz: wrong content" in message
+    assert tiny.spec.sha256["train-images-idx3-ubyte"] in message
+    assert "looked in:" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_failed_download_leaves_nothing_and_lists_places(tiny, server, tmp_path):
+    root, url, _ = server
+    tiny.copy_to(root / "files")
+    (root / "files" / "t10k-labels-idx1-ubyte.gz").unlink()  # the last file is missing: 404
+    register(dataclasses.replace(tiny.spec, url_base=f"{url}files/"))
+    with pytest.raises(DataError, match=r"(?s)could not download .*t10k-labels.*404.*looked in:"):
+        load("tiny")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_unreachable_server_gives_one_error(tiny, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    register(dataclasses.replace(tiny.spec, url_base=f"http://127.0.0.1:{port}/"))
+    pattern = rf"(?s)could not download http://127.0.0.1:{port}/.*looked in:.*NNBACKEND_DATA"
+    with pytest.raises(DataError, match=pattern):
+        load("tiny")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_pooch_says_what_to_install(tiny, monkeypatch):
+    register(dataclasses.replace(tiny.spec, url_base="http://127.0.0.1:9/"))
+    monkeypatch.setitem(sys.modules, "pooch", None)
+    with pytest.raises(DataError, match=r'pip install "nnbackend\[data\]"'):
+        load("tiny")
