@@ -1,4 +1,4 @@
-"""nnbackend.data: IDX files, the registry and its search path, verified downloads.
+"""nnbackend.data: IDX files, the registry and its search path, verified downloads, splits.
 
 Facts about the real files come from shared/data/README.md (next to the repository); those tests
 read the files through NNBACKEND_DATA and are skipped when the folder is absent. Everything else uses
@@ -28,9 +28,12 @@ from nnbackend.data import (
     DataSet,
     DataSetSpec,
     load,
+    official_split,
+    paper_split,
     read_idx,
     register,
     search_path,
+    subset,
     write_idx,
 )
 from nnbackend.data import locate, registry
@@ -428,3 +431,81 @@ def test_missing_pooch_says_what_to_install(tiny, monkeypatch):
     monkeypatch.setitem(sys.modules, "pooch", None)
     with pytest.raises(DataError, match=r'pip install "nnbackend\[data\]"'):
         load("tiny")
+
+
+# -- splits ---------------------------------------------------------------------------------------
+
+
+def numbered(n_train: int = 600, n_test: int = 400) -> DataSet:
+    """A data set whose image ``i`` (train first, then test) carries ``i`` in its first two pixels."""
+    n = n_train + n_test
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
+    labels = np.arange(n) % 10
+    return DataSet("numbered", images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
+                   tuple("0123456789"), "memory")
+
+
+def ids(x: np.ndarray) -> np.ndarray:
+    pixels = np.rint(x.reshape(len(x), -1)[:, :2] * 255).astype(np.int64)
+    return pixels[:, 0] + 256 * pixels[:, 1]
+
+
+def test_paper_split_pools_shuffles_and_cuts_10_80_10():
+    split = paper_split(numbered(), seed=7)
+    order = np.random.default_rng(7).permutation(1000)
+    np.testing.assert_array_equal(ids(split.x_test), order[:100])
+    np.testing.assert_array_equal(ids(split.x_train), order[100:900])
+    np.testing.assert_array_equal(ids(split.x_val), order[900:])
+    np.testing.assert_array_equal(split.y_train, order[100:900] % 10)
+    every = np.concatenate([ids(split.x_train), ids(split.x_val), ids(split.x_test)])
+    assert sorted(every) == list(range(1000))
+
+
+def test_splits_are_deterministic_per_seed():
+    data = numbered()
+    a, b, c = paper_split(data), paper_split(data), paper_split(data, seed=1)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert not np.array_equal(a.y_train, c.y_train)
+    np.testing.assert_array_equal(official_split(data).y_val, official_split(data).y_val)
+
+
+def test_official_split_keeps_the_official_test_set():
+    split = official_split(numbered(), validation_fraction=0.25, seed=3)
+    np.testing.assert_array_equal(ids(split.x_test), np.arange(600, 1000))
+    order = np.random.default_rng(3).permutation(600)
+    np.testing.assert_array_equal(ids(split.x_val), order[:150])
+    np.testing.assert_array_equal(ids(split.x_train), order[150:])
+
+
+def test_images_for_cnns_and_float64():
+    data = numbered()
+    split = paper_split(data, flatten=False, dtype="float64")
+    assert split.x_train.shape == (800, 1, 28, 28) and split.x_train.dtype == np.float64
+    assert split.y_train.dtype == np.int64
+    pool = np.concatenate([data.train_images, data.test_images])
+    np.testing.assert_array_equal(split.x_test[:, 0], pool[ids(split.x_test)] / 255.0)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        paper_split(data, dtype="float16")
+
+
+def test_subset_takes_the_first_samples_of_each_part():
+    split = paper_split(numbered())
+    small = subset(split, 50, 10)
+    assert (len(small.y_train), len(small.y_val), len(small.y_test)) == (50, 10, 100)
+    np.testing.assert_array_equal(small.x_train, split.x_train[:50])
+    assert "50 train" in small.summary()
+    with pytest.raises(ValueError, match="asked for 101 test samples, the split has 100"):
+        subset(split, 1, n_test=101)
+
+
+def test_paper_split_of_mnist(mnist):
+    split = paper_split(mnist)
+    assert (len(split.y_train), len(split.y_val), len(split.y_test)) == (56000, 7000, 7000)
+    assert split.x_train.shape == (56000, 784) and split.x_train.dtype == np.float32
+    assert split.y_train.dtype == np.int64
+    assert 0.0 <= split.x_test.min() and split.x_test.max() == 1.0
+    pooled = np.bincount(mnist.train_labels, minlength=10) + np.bincount(mnist.test_labels, minlength=10)
+    parts = sum(np.bincount(y, minlength=10) for y in (split.y_train, split.y_val, split.y_test))
+    np.testing.assert_array_equal(parts, pooled)
+    assert "56000" in split.summary()
