@@ -1,4 +1,4 @@
-"""nnbackend.data: IDX files, the registry and its search path, verified downloads, splits.
+"""nnbackend.data: IDX files, the registry and its search path, verified downloads, splits, the sample.
 
 Facts about the real files come from shared/data/README.md (next to the repository); those tests
 read the files through NNBACKEND_DATA and are skipped when the folder is absent. Everything else uses
@@ -13,6 +13,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import importlib.util
 import os
 import shutil
 import socket
@@ -40,6 +41,7 @@ from nnbackend.data import locate, registry
 from nnbackend.data.registry import MNIST_FILES, get_spec
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "nnbackend" / "data" / "sample"
 
 
 def real_data_dir() -> Path:
@@ -509,3 +511,41 @@ def test_paper_split_of_mnist(mnist):
     parts = sum(np.bincount(y, minlength=10) for y in (split.y_train, split.y_val, split.y_test))
     np.testing.assert_array_equal(parts, pooled)
     assert "56000" in split.summary()
+
+
+# -- the shipped sample -----------------------------------------------------------------------------
+
+
+def test_the_sample_always_loads_and_is_small():
+    data = load("mnist-sample", download=False)
+    assert data.source == str(SAMPLE)
+    assert data.train_images.shape == (4000, 28, 28) and data.test_images.shape == (1000, 28, 28)
+    assert np.bincount(data.train_labels).tolist() == [400] * 10
+    assert np.bincount(data.test_labels).tolist() == [100] * 10
+    assert sum(p.stat().st_size for p in SAMPLE.iterdir()) < 1_000_000
+    licence = (SAMPLE / "LICENSE.txt").read_text()
+    assert "CC BY-SA 3.0" in licence and "Christopher J.C. Burges" in licence
+
+
+def test_the_sample_is_what_the_script_draws_from_real_mnist(mnist):
+    path = REPO / "scripts" / "make_mnist_sample.py"
+    spec = importlib.util.spec_from_file_location("make_mnist_sample", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(0)
+    train = script.stratified(mnist.train_labels, 400, rng)
+    test = script.stratified(mnist.test_labels, 100, rng)
+    sample = load("mnist-sample")
+    np.testing.assert_array_equal(sample.train_images, mnist.train_images[train])
+    np.testing.assert_array_equal(sample.test_labels, mnist.test_labels[test])
+
+
+def test_mismatch_says_which_data_set_the_file_belongs_to(tmp_path):
+    folder = tmp_path / "data" / "fashion-mnist"
+    shutil.copytree(SAMPLE, folder)
+    with pytest.raises(DataError, match="that is the content of mnist-sample's train-images-idx3-ubyte"):
+        load("fashion-mnist", data_dir=tmp_path / "data", download=False)
+
+
+def test_the_sample_is_last_on_its_search_path():
+    assert search_path("mnist-sample")[-1] == SAMPLE

@@ -4,6 +4,8 @@
 >>> split = paper_split(load("mnist"))          # doctest: +SKIP
 >>> split.x_train.shape, split.y_train.dtype    # doctest: +SKIP
 ((56000, 784), dtype('int64'))
+
+``load("mnist-sample")`` always works: 5,000 real MNIST images ship inside the package.
 """
 
 from __future__ import annotations

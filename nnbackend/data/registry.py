@@ -128,3 +128,18 @@ register(DataSetSpec(
     homepage="https://github.com/zalandoresearch/fashion-mnist",
     debian_package="dataset-fashion-mnist",
 ))
+
+register(DataSetSpec(
+    name="mnist-sample",
+    class_names=DIGITS,
+    sha256={
+        "train-images-idx3-ubyte": "b4ea23dbf90a95ba267fd8d786844ec0b787ab50deafe1df489033288891d4e0",
+        "train-labels-idx1-ubyte": "59a97f76dd0550f2fe844ecbcbc47ac13ffde504e3d13fa3f59f451ee5f54026",
+        "t10k-images-idx3-ubyte": "bdef0386f8d4cb4f5e5417138f3147ea7a947897b18bd5e56221f12ab433e1be",
+        "t10k-labels-idx1-ubyte": "77fa26ff2ef4c829611636b8c1a5ae311baf95216e770df3ae86b363ecd26376",
+    },
+    licence="CC BY-SA 3.0",
+    authors="Yann LeCun, Corinna Cortes, Christopher J.C. Burges",
+    homepage="http://yann.lecun.com/exdb/mnist/",
+    packaged_dir=Path(__file__).parent / "sample",
+))
