@@ -63,7 +63,8 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.delenv(locate.DATA_ENV, raising=False)
     monkeypatch.setattr(locate, "DEBIAN_DATASETS", tmp_path / "usr-share-datasets")
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1")
 
 
 def _load_real(name: str, tmp_path_factory) -> DataSet:
@@ -113,11 +114,10 @@ def write_set(folder: Path, arrays: tuple[np.ndarray, ...], suffix: str = ".gz")
     folder.mkdir(parents=True, exist_ok=True)
     sums = {}
     for base, array in zip(MNIST_FILES, arrays):
-        write_idx(folder / f"{base}{suffix}", array)
-        raw = folder / f"{base}.raw"
-        write_idx(raw, array)
-        sums[base] = hashlib.sha256(raw.read_bytes()).hexdigest()
-        raw.unlink()
+        path = folder / f"{base}{suffix}"
+        write_idx(path, array)
+        content = path.read_bytes()
+        sums[base] = hashlib.sha256(gzip.decompress(content) if suffix == ".gz" else content).hexdigest()
     return sums
 
 
