@@ -1,0 +1,61 @@
+"""Fetching a data set's official files into the cache, verified before anything is put in place."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from nnbackend.data.errors import DataError
+from nnbackend.data.registry import DataSetSpec
+from nnbackend.data.verify import read_verified
+
+__all__ = ["download"]
+
+log = logging.getLogger(__name__)
+
+
+def download(spec: DataSetSpec, target: Path) -> None:
+    """Download ``spec``'s files from ``spec.url_base`` into the folder ``target`` as ``<file>.gz``.
+
+    The files go to a temporary folder next to ``target`` first and are moved into place only when
+    all of them have the registered SHA-256; a failed download leaves nothing behind. A progress bar is
+    shown when tqdm is installed.
+
+    Raises:
+        DataError: pooch is missing, the spec has no download address, a download failed, or a file
+            is corrupt or has the wrong content.
+    """
+    if spec.url_base is None:
+        raise DataError(f"data set {spec.name!r} has no download address")
+    try:
+        import pooch
+    except ImportError as exc:
+        raise DataError(
+            f'downloading {spec.name} needs pooch: pip install "nnbackend[data]" (or: pip install pooch)'
+        ) from exc
+    downloader = pooch.HTTPDownloader(progressbar=importlib.util.find_spec("tqdm") is not None)
+    cache = target.parent
+    created = not cache.exists()
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-download-", dir=cache))
+    try:
+        for base in spec.files:
+            url = f"{spec.url_base}{base}.gz"
+            log.info("downloading %s", url)
+            try:
+                downloader(url, str(staging / f"{base}.gz"), None)
+            except OSError as exc:
+                raise DataError(f"could not download {url}: {exc}") from exc
+            read_verified(staging / f"{base}.gz", spec, base, origin=url)
+        target.mkdir(exist_ok=True)
+        for base in spec.files:
+            os.replace(staging / f"{base}.gz", target / f"{base}.gz")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(cache.iterdir()):
+            cache.rmdir()
+    log.info("downloaded %s into %s", spec.name, target)
