@@ -6,7 +6,7 @@ Array-API library; a :class:`Backend` says where work runs.
 
 from __future__ import annotations
 
-from . import layers, losses, optimizers
+from . import data, io, layers, losses, metrics, optimizers, parity, plots
 from .backend import (
     Backend,
     BackendInfo,
@@ -16,6 +16,7 @@ from .backend import (
     to_numpy,
 )
 from .history import History
+from .io import CheckpointError, load_model, save_model
 from .model import Sequential
 from .training import Callback, EarlyStopping, Trainer
 
@@ -26,15 +27,23 @@ __all__ = [
     "BackendInfo",
     "BackendUnavailableError",
     "Callback",
+    "CheckpointError",
     "EarlyStopping",
     "History",
     "Sequential",
     "Trainer",
     "__version__",
     "available_backends",
+    "data",
     "get_backend",
+    "io",
     "layers",
+    "load_model",
     "losses",
+    "metrics",
     "optimizers",
+    "parity",
+    "plots",
+    "save_model",
     "to_numpy",
 ]
