@@ -18,7 +18,7 @@ from .backend import (
 from .history import History
 from .io import CheckpointError, load_model, save_model
 from .model import Sequential
-from .training import Callback, EarlyStopping, Trainer
+from .training import Callback, EarlyStopping, Trainer, TrainingInterrupted
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "History",
     "Sequential",
     "Trainer",
+    "TrainingInterrupted",
     "__version__",
     "available_backends",
     "data",

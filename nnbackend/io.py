@@ -82,6 +82,8 @@ def read_file(path: str | Path, kind: str | None = None) -> tuple[dict[str, Any]
         path = path.with_name(path.name + ".npz")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: truncated, corrupt or not an .npz file (no readable zip directory)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if _META not in data.files:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
+import threading
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 import array_api_compat
@@ -12,6 +15,7 @@ import numpy as np
 
 from .arrays import check_array, check_labels, check_same_length, is_integer, one_hot
 from .backend import namespace_of
+from .checkpoint import Position, load_checkpoint, save_checkpoint
 from .history import History
 from .losses import Loss, get_loss
 from .model import Sequential
@@ -19,7 +23,12 @@ from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
 from .random import generator
 
-__all__ = ["Callback", "EarlyStopping", "Trainer"]
+__all__ = ["Callback", "EarlyStopping", "Trainer", "TrainingInterrupted"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by :meth:`Trainer.fit` after Ctrl-C: the current step finished and the checkpoint (if any)
+    was written; the message says how to resume."""
 
 
 class Callback:
@@ -91,6 +100,7 @@ class Trainer:
                 "final softmax, or use CrossEntropy(from_logits=False) / BinaryCrossEntropy()"
             )
         self.history = History()
+        self._interrupt_requested = False
 
     # -- data -----------------------------------------------------------------------------------
     def _prepare(self, x: Any, y: Any, name: str) -> tuple[Any, Any, Any]:
@@ -136,6 +146,9 @@ class Trainer:
         eval_every: int = 1,
         early_stopping: EarlyStopping | None = None,
         callbacks: Iterable[Callback] = (),
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
         verbose: int = 1,
     ) -> History:
         """Train for ``epochs`` epochs and return the :class:`~nnbackend.History`.
@@ -144,7 +157,8 @@ class Trainer:
             x: inputs (N, *input_shape), float, host NumPy or on the model's device.
             y: integer labels (N,) in ``[0, outputs)``, or float targets (N, outputs).
             validation: ``(x_val, y_val)``, evaluated every ``eval_every`` epochs and after the last.
-            epochs: how many passes over the data. Defaults to ``10``.
+            epochs: how many passes over the data, in total (a resumed run counts the epochs before).
+                Defaults to ``10``.
             batch_size: samples per step; ``None`` or ``"full"`` (default) uses all samples in one step:
                 plain gradient descent.
             shuffle: draw a new sample order every epoch (from the ``shuffle`` stream of ``seed``).
@@ -152,14 +166,28 @@ class Trainer:
             eval_every: evaluate every this many epochs. Defaults to ``1``.
             early_stopping: an :class:`EarlyStopping`, or ``None``.
             callbacks: :class:`Callback` objects.
+            checkpoint: a file to keep a training checkpoint in (see :mod:`nnbackend.checkpoint`), written
+                atomically every ``checkpoint_every`` epochs, at the end, and when interrupted.
+            checkpoint_every: epochs between checkpoints. Defaults to ``1``.
+            resume: continue from ``checkpoint`` if it exists (else start afresh). On NumPy the result
+                is bit-identical to an uninterrupted run.
             verbose: ``0`` silent, ``1`` progress bar and evaluation lines, ``2`` a line per epoch.
 
         A NaN or infinite training loss stops the run: ``History.diverged_epoch`` records the epoch and
         the model keeps the parameters it had at the start of that epoch (the last finite ones).
+
+        Ctrl-C (or :meth:`interrupt`) finishes the current step, writes the checkpoint and raises
+        :class:`TrainingInterrupted`, whose message says how to resume.
+
+        Raises:
+            ValueError: bad data or settings (checked before anything changes).
+            CheckpointError: ``resume`` with a damaged checkpoint or one from another model or setting.
         """
-        for label, value in (("epochs", epochs), ("eval_every", eval_every)):
+        for label, value in (("epochs", epochs), ("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=PATH (the file to resume from)")
         xd, td, ld = self._prepare(x, y, "train")
         n = xd.shape[0]
         if batch_size in (None, "full"):
@@ -172,22 +200,47 @@ class Trainer:
 
         model = self.model
         rng = generator(seed, "shuffle")
-        history = self.history = History()
-        progress = Progress(epochs, math.ceil(n / batch_size), verbose)
         monitor = _Monitor(early_stopping) if early_stopping is not None else None
-        start = time.perf_counter()
+        settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "seed": seed}
+        self.history = History()
+        position = Position()
+        if resume and Path(checkpoint).exists():
+            position = load_checkpoint(checkpoint, self, rng, monitor, settings)
+            if position.begin == 0:
+                position.loss_sum = position.correct = 0
+        history = self.history
+        progress = Progress(epochs, math.ceil(n / batch_size), verbose, first_epoch=position.epoch)
+        if position.epoch > 1 or position.begin > 0:
+            progress.message(f"resuming from {checkpoint} at epoch {position.epoch}, row {position.begin}")
+
+        def save(at: Position) -> None:
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, self, at, rng, monitor, settings)
+
+        time_offset = history.time[-1] if history.time else 0.0
+        start = time.perf_counter() - time_offset
         model.train()
+        self._interrupt_requested = False
         for callback in callbacks:
             callback.on_fit_start(self)
         # A diverging run is detected and reported below; NumPy's overflow warnings would only repeat it.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _InterruptGuard(self):
             try:
-                for epoch in range(1, epochs + 1):
+                while position.epoch <= epochs and not history.diverged and history.stopped_epoch is None:
+                    epoch = position.epoch
                     last_finite = model.parameters()  # the optimizer replaces arrays: references suffice
-                    order = rng.permutation(n) if shuffle and batch_size < n else None
-                    logs = self._train_epoch((xd, td, ld), batch_size, order, progress)
-                    logs["time"] = time.perf_counter() - start
+                    if position.begin == 0 and position.order is None:  # a resumed epoch keeps its order
+                        position.order = rng.permutation(n) if shuffle and batch_size < n else None
+                    if not self._train_epoch((xd, td, ld), batch_size, position, progress):
+                        save(position)
+                        raise TrainingInterrupted(self._interrupt_message(checkpoint, position))
+                    logs: dict[str, Any] = {
+                        "loss": float(position.loss_sum) / n,
+                        "accuracy": int(position.correct) / n if ld is not None else None,
+                        "time": time.perf_counter() - start,
+                    }
                     history.add_train(epoch, logs["loss"], logs["accuracy"], logs["time"])
+                    position = Position(epoch + 1)
                     if not math.isfinite(logs["loss"]):
                         history.diverged_epoch = epoch
                         model.set_parameters(last_finite, check=False)
@@ -195,6 +248,7 @@ class Trainer:
                             f"epoch {epoch}: the training loss became {logs['loss']} - the run diverged "
                             f"(try a smaller learning rate); keeping the parameters from before epoch {epoch}"
                         )
+                        save(position)
                         break
                     if val is not None and (epoch % eval_every == 0 or epoch == epochs):
                         logs["val_loss"], logs["val_accuracy"] = self._evaluate(*val)
@@ -210,27 +264,43 @@ class Trainer:
                         stop = bool(callback.on_epoch_end(self, epoch, logs)) or stop
                     if stop:
                         history.stopped_epoch = epoch
-                        break
+                    if stop or epoch % checkpoint_every == 0 or epoch == epochs:
+                        save(position)
             finally:
                 progress.close()
-                if monitor is not None:
-                    history.best_epoch = monitor.best_epoch
-                    if early_stopping.restore_best and monitor.best_params is not None and not history.diverged:
-                        model.set_parameters(monitor.best_params, check=False)
                 for callback in callbacks:
                     callback.on_fit_end(self)
+        if monitor is not None:
+            history.best_epoch = monitor.best_epoch
+            if early_stopping.restore_best and monitor.best_params is not None and not history.diverged:
+                model.set_parameters(monitor.best_params, check=False)
         return history
 
-    def _train_epoch(self, data: tuple[Any, Any, Any], batch_size: int, order: np.ndarray | None,
-                     progress: Progress) -> dict[str, Any]:
-        """One pass over ``data`` = (inputs, dense targets, labels or None), in ``order`` (host indices)
-        or as stored. Only the epoch's two sums come back to the host."""
+    def interrupt(self) -> None:
+        """Ask a running :meth:`fit` to stop after the current step (what Ctrl-C does)."""
+        self._interrupt_requested = True
+
+    @staticmethod
+    def _interrupt_message(checkpoint: str | Path | None, position: Position) -> str:
+        where = f"epoch {position.epoch}, row {position.begin}"
+        if checkpoint is None:
+            return (f"training interrupted at {where}; no checkpoint was kept (pass checkpoint=PATH to fit, or "
+                    "--checkpoint on the command line, to be able to resume)")
+        return (f"training interrupted at {where}; checkpoint written to {checkpoint}. Resume with "
+                f"fit(..., checkpoint={str(checkpoint)!r}, resume=True) or `nnbackend train ... --resume`")
+
+    def _train_epoch(self, data: tuple[Any, Any, Any], batch_size: int, position: Position,
+                     progress: Progress) -> bool:
+        """Run the rest of epoch ``position.epoch`` on ``data`` = (inputs, dense targets, labels or None),
+        advancing ``position``; only the two sums stay on the device. False when interrupted."""
         model, optimizer, loss = self.model, self.optimizer, self.loss
         xd, td, ld = data
         xp, n = model.backend.xp, xd.shape[0]
+        order = position.order
         idx_all = None if order is None else xp.asarray(order, device=array_api_compat.device(xd))
-        loss_sum = correct = 0
-        for begin in range(0, n, batch_size):
+        for begin in range(position.begin, n, batch_size):
+            if self._interrupt_requested:
+                return False
             end = min(begin + batch_size, n)  # the Array API leaves out-of-range slice stops undefined
             if batch_size == n and idx_all is None:
                 xb, tb, lb = xd, td, ld
@@ -241,11 +311,12 @@ class Trainer:
             value, grad = loss._value_and_gradient(out, tb)
             model.backward(grad)
             optimizer.step(model)
-            loss_sum = loss_sum + value * (end - begin)
+            position.loss_sum = position.loss_sum + value * (end - begin)
             if lb is not None:
-                correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == lb, xp.int64))
+                position.correct = position.correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == lb, xp.int64))
+            position.begin = end
             progress.step()
-        return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n if ld is not None else None}
+        return True
 
     # -- evaluation -----------------------------------------------------------------------------
     def _evaluate(self, x: Any, targets: Any, labels: Any, batch_size: int = 8192) -> tuple[float, float | None]:
@@ -311,3 +382,26 @@ class _Monitor:
         self.waited += 1
         self.stopped = self.waited >= self.config.patience
         return self.stopped
+
+
+class _InterruptGuard:
+    """While active, the first Ctrl-C asks the trainer to stop after the current step; a second one
+    interrupts at once. Only the main thread can own signal handlers; elsewhere this does nothing."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.trainer._interrupt_requested:
+            raise KeyboardInterrupt
+        self.trainer.interrupt()
+
+    def __enter__(self) -> _InterruptGuard:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)

@@ -1,0 +1,113 @@
+"""Training checkpoints: everything a fit needs to continue exactly where it stopped.
+
+A checkpoint is an :mod:`nnbackend.io` file of kind ``"checkpoint"`` holding the model (architecture and
+state), the optimizer (hyperparameters, step count, state arrays), both random streams (batch order and
+dropout), the position in the run (epoch, next batch, that epoch's sample order and partial sums), the
+history so far, early-stopping bookkeeping and the fit settings it was made with. Resuming from it on
+NumPy gives parameters bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import to_numpy
+from .history import History
+from .io import CheckpointError, model_record, read_file, write_file
+from .random import get_state, set_state
+
+__all__ = ["Position", "load_checkpoint", "save_checkpoint"]
+
+
+@dataclasses.dataclass
+class Position:
+    """Where a fit stands: the epoch under way, the first row of its next batch, the epoch's sample order
+    (host indices, ``None`` when not shuffling) and the loss/correct sums of its finished batches."""
+
+    epoch: int = 1
+    begin: int = 0
+    order: np.ndarray | None = None
+    loss_sum: Any = 0
+    correct: Any = 0
+
+
+def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_rng: np.random.Generator,
+                    monitor: Any, settings: dict[str, Any]) -> Path:
+    """Write ``trainer``'s full state at ``position`` to ``path`` atomically."""
+    model, optimizer = trainer.model, trainer.optimizer
+    meta, arrays = model_record(model)
+    opt_state = optimizer.state_dict()
+    for name, slots in opt_state["state"].items():
+        for key, value in slots.items():
+            arrays[f"optimizer/{name}/{key}"] = value
+    meta.update(
+        optimizer={"type": opt_state["type"], "config": opt_state["config"], "steps": opt_state["steps"]},
+        rng={"shuffle": get_state(shuffle_rng), "dropout": get_state(model.streams.dropout)},
+        position={"epoch": position.epoch, "begin": position.begin, "shuffled": position.order is not None},
+        history=trainer.history.to_dict(),
+        settings=settings,
+        monitor=None,
+    )
+    arrays["position/loss_sum"] = to_numpy(position.loss_sum)
+    arrays["position/correct"] = to_numpy(position.correct)
+    if position.order is not None:
+        arrays["position/order"] = position.order
+    if monitor is not None:
+        meta["monitor"] = {"best": monitor.best, "best_epoch": monitor.best_epoch, "waited": monitor.waited}
+        for name, value in (monitor.best_params or {}).items():
+            arrays[f"monitor/{name}"] = to_numpy(value)
+    return write_file(path, "checkpoint", meta, arrays)
+
+
+def load_checkpoint(path: str | Path, trainer: Any, shuffle_rng: np.random.Generator, monitor: Any,
+                    settings: dict[str, Any]) -> Position:
+    """Restore ``trainer`` (model, optimizer, history, random streams, ``monitor``) from ``path``.
+
+    Raises:
+        CheckpointError: the file is damaged or not a checkpoint, or it belongs to another model,
+            optimizer or data/batch setting.
+    """
+    meta, arrays = read_file(path, kind="checkpoint")
+    model, optimizer = trainer.model, trainer.optimizer
+    ours, theirs = model.get_config(), meta["model"]
+    if (ours["layers"], ours["input_shape"], ours["dtype"]) != (theirs["layers"], theirs["input_shape"], theirs["dtype"]):
+        raise CheckpointError(f"{path}: this checkpoint belongs to another model architecture or dtype")
+    if meta["optimizer"]["type"] != type(optimizer).__name__:
+        raise CheckpointError(
+            f"{path}: this checkpoint was made with {meta['optimizer']['type']}, not {type(optimizer).__name__}"
+        )
+    for key in ("n_samples", "batch_size", "shuffle"):
+        if meta["settings"].get(key) != settings[key]:
+            raise CheckpointError(
+                f"{path}: it was made with {key}={meta['settings'].get(key)!r}, but this fit has {settings[key]!r}; "
+                "resume with the same data and batch settings, or start a new run without resume"
+            )
+    model.load_state_dict({k.removeprefix("model/"): v for k, v in arrays.items() if k.startswith("model/")})
+    state: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        if key.startswith("optimizer/"):
+            name, slot = key.removeprefix("optimizer/").rsplit("/", 1)
+            state.setdefault(name, {})[slot] = value
+    optimizer.load_state_dict({**meta["optimizer"], "state": state}, model.backend)
+    set_state(shuffle_rng, meta["rng"]["shuffle"])
+    set_state(model.streams.dropout, meta["rng"]["dropout"])
+    trainer.history = History.from_dict(meta["history"])
+    if monitor is not None and meta["monitor"] is not None:
+        monitor.best = meta["monitor"]["best"]
+        monitor.best_epoch = meta["monitor"]["best_epoch"]
+        monitor.waited = meta["monitor"]["waited"]
+        best = {k.removeprefix("monitor/"): v for k, v in arrays.items() if k.startswith("monitor/")}
+        monitor.best_params = {k: model.backend.asarray(v) for k, v in best.items()} or None
+    backend = model.backend
+    position = meta["position"]
+    return Position(
+        epoch=int(position["epoch"]),
+        begin=int(position["begin"]),
+        order=arrays.get("position/order") if position["shuffled"] else None,
+        loss_sum=backend.asarray(arrays["position/loss_sum"]),
+        correct=backend.asarray(arrays["position/correct"]),
+    )

@@ -1,0 +1,247 @@
+"""Model files and training checkpoints: round trips, atomic writes, refusal of bad files, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import zipfile
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import io, layers as L, optimizers as O, parity
+
+
+def model(backend="numpy", seed=0, dtype=None):
+    return nb.Sequential([L.Dense(6, 8, "relu"), L.Dropout(0.2), L.Dense(8, 3)], backend=backend, seed=seed,
+                         dtype=dtype)
+
+
+def data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    return x, (x[:, 0] + x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1)
+
+
+@pytest.mark.parametrize("target", parity.select_targets(), ids=lambda t: t.key)
+def test_model_round_trip_on_every_backend(target, tmp_path):
+    try:
+        backend = target.backend()
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    original = model(backend=backend, seed=3)
+    path = nb.save_model(original, tmp_path / "m")
+    assert path.name == "m.npz"
+    for where in (backend, "numpy"):
+        loaded = nb.load_model(path, backend=where)
+        assert loaded.get_config() == original.get_config()
+        for name, value in original.state_dict().items():
+            np.testing.assert_array_equal(loaded.state_dict()[name], value)
+
+
+def test_cross_backend_load_gives_the_same_function(tmp_path):
+    pytest.importorskip("torch")
+    x, _ = data()
+    trained = model(backend="torch")
+    nb.Trainer(trained).fit(x, data()[1], epochs=2, batch_size=32, verbose=0)
+    nb.save_model(trained, tmp_path / "t.npz")
+    on_numpy = nb.load_model(tmp_path / "t.npz", backend="numpy")
+    np.testing.assert_allclose(on_numpy.predict(x), trained.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_crash_between_write_and_rename_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = nb.save_model(model(seed=1), tmp_path / "m.npz")
+    before = path.read_bytes()
+
+    def crash(*args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        nb.save_model(model(seed=2), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left behind
+
+
+def _rewrite(path, mutate):
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    mutate(members)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+
+
+def test_a_pickle_payload_is_refused(tmp_path):
+    path = nb.save_model(model(), tmp_path / "m.npz")
+    evil = tmp_path / "evil.npz"
+    with np.load(path) as good:
+        arrays = {k: good[k] for k in good.files}
+    arrays["model/0.weight"] = np.array([object()], dtype=object)  # np.savez pickles object arrays
+    np.savez(evil, **arrays)
+    with pytest.raises(nb.CheckpointError, match="refusing to load pickled objects"):
+        nb.load_model(evil)
+
+
+def test_tampered_truncated_and_foreign_files_are_refused(tmp_path):
+    path = nb.save_model(model(), tmp_path / "m.npz")
+
+    tampered = tmp_path / "tampered.npz"
+    tampered.write_bytes(path.read_bytes())
+
+    def flip(members):
+        import io as _io
+        arr = np.load(_io.BytesIO(members["model/2.bias.npy"]))
+        buf = _io.BytesIO()
+        np.save(buf, arr + 1)
+        members["model/2.bias.npy"] = buf.getvalue()
+
+    _rewrite(tampered, flip)
+    with pytest.raises(nb.CheckpointError, match="checksum mismatch in 'model/2.bias'"):
+        nb.load_model(tampered)
+
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(nb.CheckpointError, match="truncated, corrupt or not an .npz file"):
+        nb.load_model(truncated)
+
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.zeros(3))
+    with pytest.raises(nb.CheckpointError, match="not an nnbackend file"):
+        nb.load_model(foreign)
+
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    with pytest.raises(nb.CheckpointError, match="truncated, corrupt or not an .npz file"):
+        nb.load_model(text)
+
+    with pytest.raises(nb.CheckpointError, match="no such file"):
+        nb.load_model(tmp_path / "missing.npz")
+
+
+def test_metadata_that_does_not_fit_is_refused(tmp_path):
+    path = nb.save_model(model(), tmp_path / "m.npz")
+
+    def widen(members):
+        import io as _io
+        meta = json.loads(np.load(_io.BytesIO(members["__meta__.npy"])).tobytes())
+        meta["model"]["layers"][2]["out_features"] = 4
+        buf = _io.BytesIO()
+        np.save(buf, np.frombuffer(json.dumps(meta).encode(), np.uint8))
+        members["__meta__.npy"] = buf.getvalue()
+
+    _rewrite(path, widen)
+    with pytest.raises(nb.CheckpointError, match="weights do not fit its architecture"):
+        nb.load_model(path)
+
+
+# -- resume ---------------------------------------------------------------------------------------
+def fit(trainer, checkpoint=None, resume=False, epochs=6, **kwargs):
+    x, y = data()
+    xv, yv = data(40, seed=1)
+    return trainer.fit(x, y, validation=(xv, yv), epochs=epochs, batch_size=20, seed=4, verbose=0,
+                       early_stopping=nb.EarlyStopping(patience=50), checkpoint=checkpoint, resume=resume,
+                       **kwargs)
+
+
+def uninterrupted():
+    trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    history = fit(trainer)
+    return trainer.model.state_dict(), history
+
+
+def interrupt_after(trainer, steps):
+    """Make the optimizer request an interrupt after its ``steps``-th step (instance patch: the
+    optimizer's type, which checkpoints record, stays Adam)."""
+    original = trainer.optimizer.step
+
+    def step(m):
+        original(m)
+        if trainer.optimizer.steps == steps:
+            trainer.interrupt()
+
+    trainer.optimizer.step = step
+
+
+@pytest.mark.parametrize("steps", [5, 10, 16, 29])  # 5 batches per epoch: mid-epoch and on boundaries
+def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps):
+    expected, expected_history = uninterrupted()
+    ckpt = tmp_path / "ckpt.npz"
+    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    interrupt_after(first, steps)
+    with pytest.raises(nb.TrainingInterrupted, match="resume=True"):
+        fit(first, checkpoint=ckpt)
+    assert ckpt.exists()
+    second = nb.Trainer(model(seed=99), optimizer=O.Adam(0.5))  # everything comes from the checkpoint
+    history = fit(second, checkpoint=ckpt, resume=True)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(second.model.state_dict()[name], value, err_msg=name)
+    assert history.epoch == expected_history.epoch
+    assert history.val_loss == expected_history.val_loss
+    assert second.optimizer.lr == 0.01 and second.optimizer.steps == 30
+
+
+def test_stopping_at_an_epoch_and_resuming_for_more_epochs_is_exact(tmp_path):
+    expected, _ = uninterrupted()
+    ckpt = tmp_path / "ckpt.npz"
+    fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=2)
+    trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    fit(trainer, checkpoint=ckpt, resume=True, epochs=6)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(trainer.model.state_dict()[name], value)
+
+
+def test_ctrl_c_finishes_the_step_and_writes_a_checkpoint(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    original = trainer.optimizer.step
+
+    def step(m):
+        original(m)
+        if trainer.optimizer.steps == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer.optimizer.step = step
+    with pytest.raises(nb.TrainingInterrupted, match=r"interrupted at epoch 2, row 40; checkpoint written"):
+        fit(trainer, checkpoint=ckpt)
+    assert trainer.optimizer.steps == 7
+    resumed = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    fit(resumed, checkpoint=ckpt, resume=True)
+    expected, _ = uninterrupted()
+    for name, value in expected.items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[name], value)
+
+
+def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=1)
+    x, y = data()
+    with pytest.raises(nb.CheckpointError, match="batch_size=20, but this fit has 32"):
+        nb.Trainer(model(), optimizer=O.Adam(0.01)).fit(x, y, batch_size=32, checkpoint=ckpt, resume=True,
+                                                        verbose=0)
+    with pytest.raises(nb.CheckpointError, match="made with Adam, not GD"):
+        fit(nb.Trainer(model(), optimizer=O.GD(0.1)), checkpoint=ckpt, resume=True)
+    other = nb.Sequential([L.Dense(6, 4, "relu"), L.Dense(4, 3)], backend="numpy")
+    with pytest.raises(nb.CheckpointError, match="another model architecture"):
+        fit(nb.Trainer(other, optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True)
+
+
+def test_resume_without_a_checkpoint_file_starts_afresh(tmp_path):
+    expected, _ = uninterrupted()
+    trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    fit(trainer, checkpoint=tmp_path / "new.npz", resume=True)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(trainer.model.state_dict()[name], value)
+    with pytest.raises(ValueError, match="resume=True needs checkpoint=PATH"):
+        fit(trainer, resume=True)
+
+
+def test_a_checkpoint_is_also_a_model_file(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    fit(trainer, checkpoint=ckpt, epochs=1)
+    loaded = nb.load_model(ckpt)
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[name], value)
