@@ -19,6 +19,7 @@ __all__ = [
     "check_same_length",
     "is_float",
     "is_integer",
+    "match_namespace",
     "one_hot",
 ]
 
@@ -87,6 +88,23 @@ def check_array(
         if not bool(xp.all(xp.isfinite(x))):
             bad = int(xp.sum(xp.astype(~xp.isfinite(x), xp.int64)))
             raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+    return x
+
+
+def match_namespace(x: Any, name: str, like: Any, like_name: str) -> Any:
+    """``x`` in the namespace and on the device of ``like``: host NumPy data is moved there, an array of
+    another library or device is refused (two backends are never mixed silently)."""
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
+    xp = namespace_of(like)
+    device = array_api_compat.device(like)
+    if isinstance(x, np.ndarray) and not isinstance(like, np.ndarray):
+        return xp.asarray(x, device=device)
+    if namespace_of(x) is not xp:
+        raise ValueError(f"{name} is a {_describe(x)} but {like_name} is a {_describe(like)}; "
+                         "arrays of two backends cannot be mixed (convert with nnbackend.to_numpy)")
+    if str(array_api_compat.device(x)) != str(device):
+        raise ValueError(f"{name} is on device {array_api_compat.device(x)} but {like_name} is on {device}")
     return x
 
 

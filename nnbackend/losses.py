@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .arrays import check_array, check_labels, check_same_length, is_integer, one_hot
+from .arrays import check_array, check_labels, check_same_length, is_integer, match_namespace, one_hot
 from .backend import namespace_of
 
 __all__ = ["LOSSES", "BinaryCrossEntropy", "CrossEntropy", "Loss", "MSE", "get_loss"]
@@ -38,8 +38,8 @@ class Loss:
 
     def dense_target(self, pred: Any, target: Any) -> Any:
         """Check ``target`` against ``pred`` and return it as a float array shaped like ``pred``."""
-        check_array(pred, "pred", ndim=2, float_only=True)
-        check_array(target, "target", ndim=(1, 2))
+        pred = check_array(pred, "pred", ndim=2, float_only=True)
+        target = match_namespace(check_array(target, "target", ndim=(1, 2)), "target", pred, "pred")
         check_same_length(pred, "pred", target, "target")
         if target.ndim == 1 and is_integer(target):
             check_labels(target, pred.shape[1], "target")
@@ -101,7 +101,8 @@ class BinaryCrossEntropy(Loss):
     """Element-wise binary cross-entropy, averaged over all ``N * C`` entries.
 
     With a Softmax output and one-hot targets this is exactly the paper's "cross-entropy":
-    ``-mean(t log p + (1 - t) log(1 - p))`` with ``p`` clipped to ``[clip, 1 - clip]``, its gradient
+    ``-mean(t log p + (1 - t) log(1 - p))`` with ``p`` clipped to ``[clip, 1 - clip]`` (in float32 the
+    upper bound is the largest float below 1, since ``1 - 1e-10`` rounds to 1), its gradient
     ``(p - t) / (p (1 - p)) / (N C)`` flowing back through the Softmax.
 
     Args:
@@ -126,7 +127,9 @@ class BinaryCrossEntropy(Loss):
             value = xp.sum(xp.maximum(pred, 0) - pred * target + xp.log1p(e)) / count
             sigmoid = xp.where(pred >= 0, 1 / (1 + e), e / (1 + e))
             return value, (sigmoid - target) / count
-        p = xp.clip(pred, self.clip, 1.0 - self.clip)
+        # 1 - 1e-10 rounds to 1 in float32: keep the upper bound representable so log(1 - p) stays finite.
+        upper = 1.0 - max(self.clip, float(xp.finfo(pred.dtype).eps) / 2)
+        p = xp.clip(pred, self.clip, upper)
         value = -xp.sum(target * xp.log(p) + (1 - target) * xp.log(1 - p)) / count
         return value, (p - target) / (p * (1 - p)) / count
 

@@ -188,7 +188,7 @@ class Sequential:
 
     def _check_input(self, x: Any, name: str = "x") -> Any:
         """Check ``x`` against the model's input shape and move host data onto the device."""
-        x = check_array(x, name, ndim=len(self.input_shape) + 1, float_only=True, backend=self.backend)
+        x = check_array(x, name, ndim=len(self.input_shape) + 1, float_only=True, finite=True, backend=self.backend)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}) for this model, "

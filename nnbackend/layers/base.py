@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..arrays import check_array, match_namespace
 from ..backend import Backend
 from ..random import Streams
 
@@ -73,6 +74,18 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
     def __call__(self, x: Any) -> Any:
+        """:meth:`forward` with its input checked first (models call ``forward`` directly)."""
+        name = f"{type(self).__name__} input"
+        x = check_array(x, name, float_only=True)
+        if self.input_shape is not None:
+            expected = len(self.input_shape) + 1
+            if x.ndim != expected or any(
+                want is not None and got != want for want, got in zip(self.input_shape, x.shape[1:])
+            ):
+                shape = ", ".join("?" if s is None else str(s) for s in self.input_shape)
+                raise ValueError(f"{name} must have shape (batch, {shape}), got {tuple(x.shape)}")
+        if self.params:
+            x = match_namespace(x, name, next(iter(self.params.values())), f"{type(self).__name__}'s parameters")
         return self.forward(x)
 
     # -- state ----------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""Every public entry point refuses bad input with a message naming the argument, what was expected and
+what arrived, before any state changes (the table below is the specification)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import layers as L
+from nnbackend import losses
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((30, 4)).astype(np.float32)
+Y = RNG.integers(0, 3, 30)
+
+
+def model():
+    return nb.Sequential([L.Dense(4, 5, "relu"), L.Dense(5, 3)], backend="numpy", seed=0)
+
+
+def fit(**kwargs):
+    args = {"x": X, "y": Y, "epochs": 1, "verbose": 0, **kwargs}
+    return nb.Trainer(model()).fit(args.pop("x"), args.pop("y"), **args)
+
+
+def torch_array(shape):
+    torch = pytest.importorskip("torch")
+    return torch.zeros(shape)
+
+
+def strict_array(shape, device):
+    xs = pytest.importorskip("array_api_strict")
+    return xs.zeros(shape, device=xs.Device(device))
+
+
+nan_x = X.copy()
+nan_x[3, 1] = np.nan
+inf_x = X.copy()
+inf_x[0, 0] = np.inf
+
+CASES = [
+    # (entry point, call, error type, message)
+    ("fit: wrong feature count", lambda: fit(x=X[:, :3]), ValueError, r"train x must have shape \(N, 4\) for this model, got \(30, 3\)"),
+    ("fit: wrong rank", lambda: fit(x=X[:, :, None]), ValueError, r"train x must have 2 dimensions, got shape \(30, 4, 1\)"),
+    ("fit: sample counts", lambda: fit(y=Y[:20]), ValueError, "train x and train y must have the same number of samples, got 30 and 20"),
+    ("fit: integer images", lambda: fit(x=(X * 255).astype(np.uint8)), ValueError, r"train x must be a floating-point array, got dtype uint8 \(scale images to floats first"),
+    ("fit: NaN", lambda: fit(x=nan_x), ValueError, "train x contains 1 NaN or infinite value"),
+    ("fit: infinity", lambda: fit(x=inf_x), ValueError, "train x contains 1 NaN or infinite value"),
+    ("fit: label too large", lambda: fit(y=np.where(Y == 0, 3, Y)), ValueError, r"train y holds label 3, outside \[0, 3\) for 3 classes"),
+    ("fit: negative label", lambda: fit(y=np.where(Y == 0, -1, Y)), ValueError, r"train y holds label -1, outside \[0, 3\)"),
+    ("fit: float labels", lambda: fit(y=Y.astype(np.float32)), ValueError, r"train y must be integer class labels \(N,\) or targets \(N, 3\), got dtype float32"),
+    ("fit: empty", lambda: fit(x=X[:0], y=Y[:0]), ValueError, r"train x is empty \(shape \(0, 4\)\)"),
+    ("fit: batch size 0", lambda: fit(batch_size=0), ValueError, "batch_size must be a positive integer, 'full' or None, got 0"),
+    ("fit: negative batch size", lambda: fit(batch_size=-5), ValueError, "batch_size must be a positive integer, 'full' or None, got -5"),
+    ("fit: epochs 0", lambda: fit(epochs=0), ValueError, "epochs must be a positive integer, got 0"),
+    ("fit: validation counts", lambda: fit(validation=(X, Y[:5])), ValueError, "validation x and validation y must have the same number of samples, got 30 and 5"),
+    ("fit: validation NaN", lambda: fit(validation=(nan_x, Y)), ValueError, "validation x contains 1 NaN"),
+    ("fit: torch data into a numpy model", lambda: fit(x=torch_array((30, 4))), ValueError, r"train x is a torch array of shape \(30, 4\) and dtype torch.float32, but the model lives on numpy"),
+    ("fit: not an array", lambda: fit(x={"pixels": 1}), TypeError, "train x must be an array, got dict"),
+    ("predict: wrong feature count", lambda: model().predict(X[:, :2]), ValueError, r"x must have shape \(N, 4\) for this model, got \(30, 2\)"),
+    ("predict: integer data", lambda: model().predict(X.astype(np.int32)), ValueError, "x must be a floating-point array, got dtype int32"),
+    ("predict: NaN", lambda: model().predict(nan_x), ValueError, "x contains 1 NaN or infinite value"),
+    ("predict: empty", lambda: model().predict(X[:0]), ValueError, "x is empty"),
+    ("predict: batch size 0", lambda: model().predict(X, batch_size=0), ValueError, "batch_size must be a positive integer or None, got 0"),
+    ("predict: another backend", lambda: model().predict(torch_array((2, 4))), ValueError, "but the model lives on numpy"),
+    ("evaluate: label range", lambda: nb.Trainer(model()).evaluate(X, Y + 3), ValueError, r"evaluation y holds label \d, outside \[0, 3\)"),
+    ("evaluate: counts", lambda: nb.Trainer(model()).evaluate(X, Y[:2]), ValueError, "evaluation x and evaluation y must have the same number of samples, got 30 and 2"),
+    ("loss: label range", lambda: losses.CrossEntropy()(X[:, :3], Y + 1), ValueError, r"target holds label 3, outside \[0, 3\)"),
+    ("loss: counts", lambda: losses.MSE()(X[:, :3], Y[:4]), ValueError, "pred and target must have the same number of samples, got 30 and 4"),
+    ("loss: target shape", lambda: losses.BinaryCrossEntropy()(X[:, :3], X), ValueError, r"target must be integer labels of shape \(30,\) or a float array of shape \(30, 3\)"),
+    ("loss: integer pred", lambda: losses.CrossEntropy()(Y[:, None].repeat(3, 1), Y), ValueError, "pred must be a floating-point array, got dtype int64"),
+    ("loss: pred rank", lambda: losses.CrossEntropy()(X[:, 0], Y), ValueError, r"pred must have 2 dimensions, got shape \(30,\)"),
+    ("loss: empty", lambda: losses.CrossEntropy()(X[:0, :3], Y[:0]), ValueError, "pred is empty"),
+    ("loss: mixed backends", lambda: losses.CrossEntropy()(X[:, :3], torch_array((30, 3))), ValueError, "target is a torch array .* but pred is a numpy array .*; arrays of two backends cannot be mixed"),
+    ("loss: mixed devices", lambda: losses.MSE()(strict_array((2, 3), "device1"), strict_array((2, 3), "CPU_DEVICE")), ValueError, "target is on device .*CPU_DEVICE.* but pred is on .*device1"),
+    ("layer: wrong width", lambda: model().layers[0](X[:, :3]), ValueError, r"Dense input must have shape \(batch, 4\), got \(30, 3\)"),
+    ("layer: integer input", lambda: L.ReLU()(Y), ValueError, "ReLU input must be a floating-point array, got dtype int64"),
+    ("layer: another backend", lambda: model().layers[0](torch_array((2, 4))), ValueError, "Dense input is a torch array .* but Dense's parameters is a numpy array"),
+    ("loader: unknown data set", lambda: nb.data.load("cifar-10", download=False), nb.data.DataError, "unknown data set 'cifar-10'"),
+    ("loader: missing file", lambda: nb.data.read_idx("/nonexistent/train-images-idx3-ubyte"), (nb.data.DataError, FileNotFoundError), "nonexistent"),
+    ("model file: missing", lambda: nb.load_model("/nonexistent/model.npz"), nb.CheckpointError, "no such file"),
+]
+
+
+@pytest.mark.parametrize("entry,call,error,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_with_a_clear_message(entry, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_a_refused_fit_changes_nothing():
+    m = model()
+    trainer = nb.Trainer(m, optimizer=nb.optimizers.Adam(0.01))
+    before = m.state_dict()
+    for bad in ({"x": nan_x}, {"y": Y + 3}, {"batch_size": 0}, {"validation": (X, Y[:3])}):
+        args = {"x": X, "y": Y, **bad}
+        with pytest.raises(ValueError):
+            trainer.fit(args.pop("x"), args.pop("y"), epochs=1, verbose=0, **args)
+    for name, value in m.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    assert trainer.optimizer.steps == 0 and trainer.optimizer.state == {}
