@@ -63,7 +63,21 @@ class Loss:
         return f"{type(self).__name__}({args})"
 
 
-class CrossEntropy(Loss):
+class _ProbabilityLoss(Loss):
+    """A loss on scores (``from_logits=True``) or on probabilities clipped away from 0 by ``clip``."""
+
+    def __init__(self, from_logits: bool, clip: float) -> None:
+        if not 0 < clip < 0.5:
+            raise ValueError(f"clip must be in (0, 0.5), got {clip!r}")
+        self.from_logits = bool(from_logits)
+        self.expects_logits = self.from_logits
+        self.clip = float(clip)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"from_logits": self.from_logits, "clip": self.clip}
+
+
+class CrossEntropy(_ProbabilityLoss):
     """Categorical cross-entropy ``-sum_c t_c log p_c``, averaged over the batch.
 
     Args:
@@ -75,12 +89,7 @@ class CrossEntropy(Loss):
     """
 
     def __init__(self, from_logits: bool = True, clip: float = 1e-10) -> None:
-        self.from_logits = bool(from_logits)
-        self.expects_logits = self.from_logits
-        self.clip = float(clip)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"from_logits": self.from_logits, "clip": self.clip}
+        super().__init__(from_logits, clip)
 
     def _value_and_gradient(self, pred: Any, target: Any) -> tuple[Any, Any]:
         xp = namespace_of(pred)
@@ -97,7 +106,7 @@ class CrossEntropy(Loss):
         return -xp.sum(target * xp.log(p)) / n, -target / p / n
 
 
-class BinaryCrossEntropy(Loss):
+class BinaryCrossEntropy(_ProbabilityLoss):
     """Element-wise binary cross-entropy, averaged over all ``N * C`` entries.
 
     With a Softmax output and one-hot targets this is exactly the paper's "cross-entropy":
@@ -112,12 +121,7 @@ class BinaryCrossEntropy(Loss):
     """
 
     def __init__(self, from_logits: bool = False, clip: float = 1e-10) -> None:
-        self.from_logits = bool(from_logits)
-        self.expects_logits = self.from_logits
-        self.clip = float(clip)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"from_logits": self.from_logits, "clip": self.clip}
+        super().__init__(from_logits, clip)
 
     def _value_and_gradient(self, pred: Any, target: Any) -> tuple[Any, Any]:
         xp = namespace_of(pred)

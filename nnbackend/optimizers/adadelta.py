@@ -23,14 +23,14 @@ class AdaDelta(Optimizer):
         weight_decay: L2 penalty added to the gradient. Defaults to ``0``.
     """
 
+    hyperparameters = ("lr", "rho", "eps", "weight_decay")
+
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0) -> None:
         super().__init__(lr)
         self.rho = check_unit_interval("rho", rho)
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"lr": self.lr, "rho": self.rho, "eps": self.eps, "weight_decay": self.weight_decay}
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
         xp = namespace_of(param)

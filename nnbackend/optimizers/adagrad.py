@@ -24,6 +24,8 @@ class AdaGrad(Optimizer):
         eps: added to the denominator. Defaults to ``1e-10``.
     """
 
+    hyperparameters = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
     def __init__(
         self,
         lr: float = 0.01,
@@ -40,14 +42,6 @@ class AdaGrad(Optimizer):
         )
         self.eps = check_positive("eps", eps)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "lr_decay": self.lr_decay,
-            "weight_decay": self.weight_decay,
-            "initial_accumulator_value": self.initial_accumulator_value,
-            "eps": self.eps,
-        }
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
         xp = namespace_of(param)

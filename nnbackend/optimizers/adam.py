@@ -27,6 +27,8 @@ class Adam(Optimizer):
         amsgrad: use the AMSGrad variant. Defaults to ``False``.
     """
 
+    hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+
     def __init__(
         self,
         lr: float = 0.001,
@@ -43,14 +45,6 @@ class Adam(Optimizer):
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self.amsgrad = bool(amsgrad)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "betas": list(self.betas),
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-            "amsgrad": self.amsgrad,
-        }
 
     def _decay(self, param: Any, grad: Any) -> tuple[Any, Any]:
         """Apply weight decay: Adam adds it to the gradient (AdamW overrides)."""

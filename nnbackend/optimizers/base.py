@@ -28,6 +28,10 @@ def check_unit_interval(name: str, value: float) -> float:
     return value
 
 
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 class Optimizer:
     """Base class. Subclasses implement :meth:`_update` for one parameter.
 
@@ -45,9 +49,12 @@ class Optimizer:
         self.steps = 0
         self.state: dict[str, dict[str, Any]] = {}
 
+    #: The constructor arguments, saved by :meth:`get_config` and restored by :meth:`load_state_dict`.
+    hyperparameters: tuple[str, ...] = ("lr",)
+
     def get_config(self) -> dict[str, Any]:
         """The hyperparameters (constructor arguments), JSON-ready."""
-        return {"lr": self.lr}
+        return {name: _jsonable(getattr(self, name)) for name in self.hyperparameters}
 
     def step(self, model: Any) -> None:
         """Update ``model``'s parameters from the gradients of its last backward pass."""

@@ -24,6 +24,8 @@ class GD(Optimizer):
         weight_decay: L2 penalty added to the gradient. Defaults to ``0``.
     """
 
+    hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+
     def __init__(
         self,
         lr: float = 0.1,
@@ -40,14 +42,6 @@ class GD(Optimizer):
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "dampening": self.dampening,
-            "nesterov": self.nesterov,
-            "weight_decay": self.weight_decay,
-        }
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
         if self.weight_decay:

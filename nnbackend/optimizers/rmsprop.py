@@ -26,6 +26,8 @@ class RMSprop(Optimizer):
         centered: normalise by an estimate of the gradient's variance. Defaults to ``False``.
     """
 
+    hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+
     def __init__(
         self,
         lr: float = 0.01,
@@ -42,15 +44,6 @@ class RMSprop(Optimizer):
         self.momentum = check_unit_interval("momentum", momentum)
         self.centered = bool(centered)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "alpha": self.alpha,
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-            "momentum": self.momentum,
-            "centered": self.centered,
-        }
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
         xp = namespace_of(param)
