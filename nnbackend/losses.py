@@ -118,24 +118,33 @@ class BinaryCrossEntropy(_ProbabilityLoss):
         from_logits: ``False`` (default): ``pred`` holds probabilities. ``True``: raw scores, with the
             sigmoid fused in (gradient ``(sigmoid(pred) - t) / (N C)``).
         clip: probability clipping when ``from_logits=False``. Defaults to ``1e-10`` (the paper's).
+        paper_gradient: divide the gradient by ``N`` only, as the paper's code did, instead of by ``N C``:
+            its updates are ``C`` times the derivative of the loss it reports. Only this reproduces the
+            paper's gradient-descent learning-rate table (with it, lr 0.5 reaches the paper's 95.8% on
+            MNIST; without, about 90%); Adam is unaffected. Defaults to ``False`` (the exact gradient).
     """
 
-    def __init__(self, from_logits: bool = False, clip: float = 1e-10) -> None:
+    def __init__(self, from_logits: bool = False, clip: float = 1e-10, paper_gradient: bool = False) -> None:
         super().__init__(from_logits, clip)
+        self.paper_gradient = bool(paper_gradient)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "paper_gradient": self.paper_gradient}
 
     def _value_and_gradient(self, pred: Any, target: Any) -> tuple[Any, Any]:
         xp = namespace_of(pred)
         count = pred.shape[0] * pred.shape[1]
+        grad_count = pred.shape[0] if self.paper_gradient else count
         if self.from_logits:
             e = xp.exp(-xp.abs(pred))
             value = xp.sum(xp.maximum(pred, 0) - pred * target + xp.log1p(e)) / count
             sigmoid = xp.where(pred >= 0, 1 / (1 + e), e / (1 + e))
-            return value, (sigmoid - target) / count
+            return value, (sigmoid - target) / grad_count
         # 1 - 1e-10 rounds to 1 in float32: keep the upper bound representable so log(1 - p) stays finite.
         upper = 1.0 - max(self.clip, float(xp.finfo(pred.dtype).eps) / 2)
         p = xp.clip(pred, self.clip, upper)
         value = -xp.sum(target * xp.log(p) + (1 - target) * xp.log(1 - p)) / count
-        return value, (p - target) / (p * (1 - p)) / count
+        return value, (p - target) / (p * (1 - p)) / grad_count
 
 
 class MSE(Loss):

@@ -103,3 +103,11 @@ def test_loss_gradients_match_finite_differences(name):
     analytic = loss.gradient(pred, target)
     numeric = numerical_gradient(lambda p: float(loss(p, target)), pred)
     assert relative_error(analytic, numeric) < TOL
+
+
+def test_paper_gradient_is_the_exact_one_times_the_number_of_classes():
+    rng = np.random.default_rng(4)
+    pred, target = rng.uniform(0.05, 0.95, (6, 4)), rng.integers(0, 4, 6)
+    exact, paper = losses.BinaryCrossEntropy(), losses.BinaryCrossEntropy(paper_gradient=True)
+    assert float(paper(pred, target)) == float(exact(pred, target))
+    np.testing.assert_allclose(paper.gradient(pred, target), 4 * exact.gradient(pred, target), rtol=1e-15)
