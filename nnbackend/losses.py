@@ -102,7 +102,8 @@ class BinaryCrossEntropy(Loss):
 
     With a Softmax output and one-hot targets this is exactly the paper's "cross-entropy":
     ``-mean(t log p + (1 - t) log(1 - p))`` with ``p`` clipped to ``[clip, 1 - clip]``, its gradient
-    ``(p - t) / (p (1 - p)) / (N C)`` flowing back through the Softmax.
+    ``(p - t) / (p (1 - p)) / (N C)`` flowing back through the Softmax. In float32, where ``1 - clip``
+    would round to 1, the upper bound is ``1 - eps / 2`` instead, so a saturated output stays finite.
 
     Args:
         from_logits: ``False`` (default): ``pred`` holds probabilities. ``True``: raw scores, with the
@@ -126,7 +127,10 @@ class BinaryCrossEntropy(Loss):
             value = xp.sum(xp.maximum(pred, 0) - pred * target + xp.log1p(e)) / count
             sigmoid = xp.where(pred >= 0, 1 / (1 + e), e / (1 + e))
             return value, (sigmoid - target) / count
-        p = xp.clip(pred, self.clip, 1.0 - self.clip)
+        # In float32 1 - 1e-10 rounds to 1: a saturated output would give log(0) and a 0/0 gradient, so the
+        # upper bound is kept at least half an eps below 1 (float64 keeps the paper's 1 - clip exactly).
+        upper = min(1.0 - self.clip, 1.0 - float(xp.finfo(pred.dtype).eps) / 2)
+        p = xp.clip(pred, self.clip, upper)
         value = -xp.sum(target * xp.log(p) + (1 - target) * xp.log(1 - p)) / count
         return value, (p - target) / (p * (1 - p)) / count
 
