@@ -41,10 +41,11 @@ def test_a_planted_defect_fails_its_cell():
 
     def broken(backend):
         out = case.run(backend)
-        out["forward"] = out["forward"] * (1 + 1e-3)
+        if backend.dtype_name == "float32":  # the defect is in the target checked, not in the float64 reference
+            out["forward"] = out["forward"] * (1 + 1e-3)
         return out
 
-    cell = parity.compare(dataclasses.replace(case, run=broken), parity.Target("numpy", "float64"))
+    cell = parity.compare(dataclasses.replace(case, run=broken), parity.Target("numpy", "float32"))
     assert not cell.passed and cell.worst_output == "forward"
 
 
