@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         print("\nnot usable here:")
         for info in unusable:
             print(f"  {info.name}: {info.reason}")
-            print(f"    install: {info.install_hint}")
+            if info.install_hint not in info.reason:
+                print(f"    install: {info.install_hint}")
     try:
         auto = get_backend("auto")
         print(f"\nauto picks: {auto.describe()} ({auto.note})")

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print("not usable here:")
         for key, why in result.unavailable.items():
             print(f"  {key}: {why}")
-            print(f"    install: {_hint(key)}")
+            if _hint(key) not in why:
+                print(f"    install: {_hint(key)}")
         print()
     print("machine:")
     for line in result.machine_lines():

@@ -127,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
     result = train_run(config, out, verbose=verbose, log=print, command=["nnbackend", *args.argv])
     test = result.metrics["test"]
     losses = ", ".join(f"{name} {value:.4f}" for name, value in test["losses"].items())
+    if result.history.stopped_epoch:
+        print(f"early stopping at epoch {result.history.stopped_epoch}; the weights of epoch "
+              f"{result.history.best_epoch} (the best validation loss) were kept")
     if result.history.diverged:
         print(f"the run diverged at epoch {result.history.diverged_epoch}; the model kept the last finite weights")
     print(f"\ntest: accuracy {test['accuracy']:.4f}, loss {losses} ({test['samples']:,} samples)\n")
