@@ -191,14 +191,23 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
                 for future in futures:
                     future.cancel()
                 raise
-    wall = time.perf_counter() - started
-    context = {"settings": settings, "backend": chosen.describe(), "jobs": jobs, "wall_time_s": wall,
-               "tables": tables, "machine": _machine()}
+    invocation = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_time_s": time.perf_counter() - started,
+                  "trained": len(todo), "jobs": jobs, "backend": chosen.describe()}
+    context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": _machine(),
+               "invocations": _earlier_invocations(out) + [invocation]}
     report = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
     report.write_text(render_report(runs, context))
     write_json(out / "results.json", _results(runs, context))
     return runs, report
+
+
+def _earlier_invocations(out: Path) -> list[dict[str, Any]]:
+    """The invocations recorded in an earlier results.json of this grid folder (a resumed grid's history)."""
+    try:
+        return list(json.loads((out / "results.json").read_text()).get("invocations", []))
+    except (OSError, ValueError):
+        return []
 
 
 def _machine() -> dict[str, Any]:
@@ -209,8 +218,9 @@ def _machine() -> dict[str, Any]:
 def _results(runs: list[GridRun], context: dict[str, Any]) -> dict[str, Any]:
     return {
         "settings": dataclasses.asdict(context["settings"]),
-        "backend": context["backend"], "jobs": context["jobs"], "machine": context["machine"],
-        "wall_time_s": context["wall_time_s"], "tables": context["tables"],
+        "backend": context["backend"], "machine": context["machine"], "tables": context["tables"],
+        "wall_time_s": sum(i["wall_time_s"] for i in context["invocations"]),
+        "invocations": context["invocations"],
         "runs": [
             {"key": r.key, "tables": r.tables, "status": r.status, "error": r.error,
              "spec": {"data": r.spec.data, "optimizer": r.spec.optimizer, "lr": r.spec.lr,
@@ -253,7 +263,7 @@ def _duration(seconds: float | None) -> str:
 
 def _row_label(table: Table, spec: RunSpec) -> str:
     if table.varies == "lr":
-        return f"{spec.lr:g}"
+        return str(spec.lr)
     names = ", ".join(["ReLU"] * len(spec.layers) + ["Softmax"])
     return f"{{{names}}} ({', '.join(map(str, spec.layers))})"
 
@@ -324,6 +334,8 @@ def _class_section(spec: ClassReportSpec, runs: dict[str, GridRun]) -> list[str]
 def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
     """report.md: settings, machine, wall times, then each chosen table with the paper's numbers beside ours."""
     settings: GridSettings = context["settings"]
+    invocations = context["invocations"]
+    now = invocations[-1]
     by_key = {run.key: run for run in runs}
     machine = context["machine"]
     lines = ["# nnbackend reproduce: the paper's MLP experiments", ""]
@@ -350,12 +362,18 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
         "- reported: validation accuracy and loss at the last epoch (for a diverged run: at the last evaluation "
         "before it diverged); the paper's losses are BCE, and the categorical cross-entropy (CCE) of the same "
         "predictions is given beside ours",
-        f"- backend: {context['backend']}; {context['jobs']} process(es)"
-        + (", 1 BLAS thread each" if context["jobs"] > 1 else ""),
+        "- diverged: ours is marked diverged when its training loss became NaN or infinite (training stops "
+        "there); a run ending below 1.5 / classes validation accuracy is marked at chance level, which is what "
+        "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss)",
+        f"- backend: {context['backend']}; this invocation trained {now['trained']} run(s)"
+        + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1
+           else " in one process"),
         f"- machine: {machine['platform']}, {machine['processor']}, {machine['cpu_count']} cores; "
         f"Python {machine['python']}, NumPy {machine['numpy']}",
-        f"- wall time: {_duration(context['wall_time_s'])} for this invocation; the runs' own times add up to "
-        f"{_duration(run_times)}",
+        f"- wall time: {_duration(sum(i['wall_time_s'] for i in invocations))} for the grid"
+        + (f" over {len(invocations)} invocations (this one {_duration(now['wall_time_s'])})"
+           if len(invocations) > 1 else "")
+        + f"; the runs' own times add up to {_duration(run_times)}",
         f"- runs: {len(runs)} distinct ({trained} trained now, {earlier} finished earlier"
         + (f", **{failed} failed**" if failed else "") + ")",
         "",

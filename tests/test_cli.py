@@ -168,6 +168,9 @@ def test_reproduce_quick_reports_the_papers_numbers_and_resumes(mnist_dir, tmp_p
     assert code == 0
     assert text.count("finished earlier, skipped") == 2
     assert (best / "metrics.json").stat().st_mtime_ns == first
+    invocations = json.loads((tmp_path / "results.json").read_text())["invocations"]
+    assert [i["trained"] for i in invocations] == [2, 0]
+    assert "over 2 invocations" in (tmp_path / "report.md").read_text()
 
 
 def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):
