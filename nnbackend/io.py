@@ -82,6 +82,11 @@ def read_file(path: str | Path, kind: str | None = None) -> tuple[dict[str, Any]
         path = path.with_name(path.name + ".npz")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # np.load would return a bare array for .npy, and call any other file a pickle
+        what = "a pickle (refused: such a file could run code)" if magic[:1] == b"\x80" else "not a .npz archive"
+        raise CheckpointError(f"{path}: not an nnbackend file: {what}")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: truncated, corrupt or not an .npz file (no readable zip directory)")
     try:

@@ -140,8 +140,9 @@ class BinaryCrossEntropy(_ProbabilityLoss):
             value = xp.sum(xp.maximum(pred, 0) - pred * target + xp.log1p(e)) / count
             sigmoid = xp.where(pred >= 0, 1 / (1 + e), e / (1 + e))
             return value, (sigmoid - target) / grad_count
-        # 1 - 1e-10 rounds to 1 in float32: keep the upper bound representable so log(1 - p) stays finite.
-        upper = 1.0 - max(self.clip, float(xp.finfo(pred.dtype).eps) / 2)
+        # In float32 1 - 1e-10 rounds to 1: a saturated output would give log(0) and a 0/0 gradient, so the
+        # upper bound is kept at least half an eps below 1 (float64 keeps the paper's 1 - clip exactly).
+        upper = min(1.0 - self.clip, 1.0 - float(xp.finfo(pred.dtype).eps) / 2)
         p = xp.clip(pred, self.clip, upper)
         value = -xp.sum(target * xp.log(p) + (1 - target) * xp.log(1 - p)) / count
         return value, (p - target) / (p * (1 - p)) / grad_count

@@ -37,12 +37,14 @@ __all__ = [
     "TARGETS",
     "TOLERANCE_FACTORS",
     "Cell",
+    "MatrixResult",
     "ParityCase",
     "Target",
     "compare",
     "reference",
     "relative_error",
     "run_matrix",
+    "select_targets",
     "tolerance",
 ]
 
@@ -305,9 +307,79 @@ class MatrixResult:
     def passed(self) -> bool:
         return bool(self.cells) and all(cell.passed for cell in self.cells)
 
+    @property
+    def failures(self) -> list[Cell]:
+        return [cell for cell in self.cells if not cell.passed]
+
+    def summary(self) -> str:
+        """One line: ``"84 cells, all passed"`` or ``"2 of 84 failed: layer:Tanh on numpy/float32 ..."``."""
+        if not self.cells:
+            return "no cell ran: none of the selected backends is usable here"
+        if not self.failures:
+            return f"{len(self.cells)} cell{'s' if len(self.cells) != 1 else ''}, all passed"
+        details = ", ".join(
+            f"{c.case} on {c.target} ({c.error:.2g} > {c.tolerance:.2g} in {c.worst_output})" for c in self.failures
+        )
+        return f"{len(self.failures)} of {len(self.cells)} failed: {details}"
+
+    def _grid(self) -> tuple[list[str], list[str], dict[tuple[str, str], Cell]]:
+        cases = list(dict.fromkeys(cell.case for cell in self.cells))
+        targets = list(dict.fromkeys(cell.target for cell in self.cells))
+        return cases, targets, {(cell.case, cell.target): cell for cell in self.cells}
+
+    @staticmethod
+    def _mark(cell: Cell | None) -> str:
+        if cell is None:
+            return "-"
+        return f"{cell.error:.1e} {'ok' if cell.passed else 'FAIL'}"
+
+    def to_table(self) -> str:
+        """The matrix as plain text: a row per component, a column per backend/dtype, each cell the largest
+        relative error and ``ok`` / ``FAIL`` against its tolerance; then the tolerances."""
+        cases, targets, cells = self._grid()
+        rows = [["component", *targets]]
+        rows += [[case, *(self._mark(cells.get((case, t))) for t in targets)] for case in cases]
+        widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                           enumerate(zip(row, widths))).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines + ["", self.tolerance_note()]) + "\n"
+
+    def to_markdown(self) -> str:
+        """The matrix, summary, tolerances, unusable backends and machine as a Markdown document."""
+        cases, targets, cells = self._grid()
+        lines = ["# nnbackend parity matrix", "", f"**{self.summary()}**", ""]
+        if cases:
+            lines += ["| component | " + " | ".join(targets) + " |", "|---|" + "---:|" * len(targets)]
+            lines += [f"| {case} | " + " | ".join(self._mark(cells.get((case, t))) for t in targets) + " |"
+                      for case in cases]
+            lines += ["", self.tolerance_note(), ""]
+        if self.unavailable:
+            lines += ["Not usable here:", ""] + [f"- {key}: {why}" for key, why in self.unavailable.items()] + [""]
+        lines += ["Machine:", ""] + [f"- {line}" for line in self.machine_lines()]
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def tolerance_note() -> str:
+        parts = ", ".join(
+            f"{kind} {factor:g} eps ({tolerance('float32', kind):.1e} / {tolerance('float64', kind):.1e})"
+            for kind, factor in TOLERANCE_FACTORS.items()
+        )
+        return f"error = max|out - ref| / max|ref| against NumPy float64; tolerance (float32 / float64): {parts}"
+
+    def machine_lines(self) -> list[str]:
+        """Python, platform, and each backend's version and devices (GPU models where there are GPUs)."""
+        m = self.machine
+        lines = [f"python {m['python']} on {m['platform']} ({m['processor']})"]
+        for name, info in m["backends"].items():
+            state = ", ".join(info["devices"]) if info["usable"] else "not usable"
+            lines.append(f"{name} {info['version'] or '(not installed)'}: {state}")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "summary": self.summary(),
             "machine": self.machine,
             "unavailable": self.unavailable,
             "tolerance_factors": TOLERANCE_FACTORS,

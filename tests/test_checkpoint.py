@@ -114,7 +114,7 @@ def test_tampered_truncated_and_foreign_files_are_refused(tmp_path):
 
     text = tmp_path / "notes.npz"
     text.write_text("hello")
-    with pytest.raises(nb.CheckpointError, match="truncated, corrupt or not an .npz file"):
+    with pytest.raises(nb.CheckpointError, match="not an nnbackend file: not a .npz archive"):
         nb.load_model(text)
 
     with pytest.raises(nb.CheckpointError, match="no such file"):

@@ -111,3 +111,12 @@ def test_paper_gradient_is_the_exact_one_times_the_number_of_classes():
     exact, paper = losses.BinaryCrossEntropy(), losses.BinaryCrossEntropy(paper_gradient=True)
     assert float(paper(pred, target)) == float(exact(pred, target))
     np.testing.assert_allclose(paper.gradient(pred, target), 4 * exact.gradient(pred, target), rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_cross_entropy_stays_finite_on_a_saturated_softmax_output(dtype):
+    # 1 - 1e-10 rounds to 1 in float32: the clip must still keep log(1 - p) and 1 / (1 - p) finite.
+    pred = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)
+    value, grad = losses.BinaryCrossEntropy().value_and_gradient(pred, np.array([0, 2]))
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    assert float(value) > 1  # the wrong, certain prediction of the second row is penalised

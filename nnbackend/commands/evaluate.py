@@ -1,0 +1,100 @@
+"""``nnbackend evaluate``: re-evaluate a saved model on the test part of a data set."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ..backend import get_backend
+from ..io import load_model
+from ..losses import CrossEntropy
+from ..runs import RunConfig, evaluate_model, load_split, reported_losses, write_json
+from . import options
+
+EXAMPLES = """\
+examples:
+  nnbackend evaluate runs/20250101-120000-mnist-sample-adam
+  nnbackend evaluate runs/mnist-adam/model.npz --data mnist --split official --out eval-official
+  nnbackend evaluate runs/mnist-adam --backend torch --dtype float64
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="re-evaluate a saved model on a data set's test part",
+        description="Evaluate a saved model (a run folder, or a model .npz file) on the test part of a data "
+        "set and print the per-class report. Data set, split and subset default to those recorded in the "
+        "run's config.json.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder (holding model.npz) or a .npz model file")
+    options.add_data_options(parser, default=None)
+    options.add_backend_options(parser, dtype_default=None)
+    parser.add_argument("--out", metavar="DIR", help="also write metrics.json and confusion.png into DIR")
+    parser.set_defaults(handler=run, parser=parser)
+
+
+def _locate(path: Path) -> tuple[Path, dict | None]:
+    """The model file and the run record (config.json) beside it, if any."""
+    if path.is_dir():
+        model = path / "model.npz"
+        if not model.is_file():
+            raise FileNotFoundError(f"{path} holds no model.npz; pass a run folder written by 'nnbackend train'")
+    elif path.is_file() or path.with_name(path.name + ".npz").is_file():
+        model = path
+    else:
+        raise FileNotFoundError(f"{path}: no such run folder or model file")
+    record_path = model.parent / "config.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    return model, record
+
+
+def run(args: argparse.Namespace) -> int:
+    model_path, record = _locate(Path(args.model))
+    if record is None and args.data is None:
+        args.parser.error(f"{model_path} has no config.json beside it to say which data it belongs to; pass --data NAME")
+    config = RunConfig.from_dict(record["config"]) if record else RunConfig(data=args.data, subset=None)
+    changes = {}
+    if args.data and args.data != config.data:
+        changes.update(data=args.data, subset=None, data_dir=None)  # the run's subset was of its own data
+    for field in ("data_dir", "split", "subset"):
+        if getattr(args, field) is not None:
+            changes[field] = getattr(args, field)
+    backend = get_backend(options.requested_backend(args.backend), dtype=args.dtype)
+    model = load_model(model_path, backend=backend, dtype=args.dtype)
+    config = dataclasses.replace(config, **changes, dtype=model.backend.dtype_name)
+    print(f"backend: {model.backend.describe()}" + (f" ({model.backend.note})" if model.backend.note else ""))
+    split = load_split(config, flatten=len(model.input_shape) == 1)
+    if model.output_shape[0] != split.n_classes:
+        raise ValueError(f"the model has {model.output_shape[0]} outputs but {config.data} has {split.n_classes} "
+                         "classes; pass the --data it was trained on")
+    print(f"model: {model_path} ({model.n_params:,} parameters)")
+    print(split.summary())
+    if record:
+        losses = reported_losses(model, config.loss)
+    else:
+        losses = {"cross_entropy": CrossEntropy(from_logits=not model.ends_with_softmax)}
+    figures, report = evaluate_model(model, split.x_test, split.y_test, losses, split.class_names)
+    loss_text = ", ".join(f"{k.removeprefix('loss:')} {v:.4f}" for k, v in figures.items() if k.startswith("loss:"))
+    print(f"\ntest: accuracy {report.accuracy:.4f}, loss {loss_text} ({len(split.y_test):,} samples)\n")
+    print(report.to_table())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "metrics.json", {
+            "model": str(model_path), "data": split.description, "backend": model.backend.describe(),
+            "test": {"samples": len(split.y_test), "accuracy": report.accuracy,
+                     "losses": {k.removeprefix("loss:"): v for k, v in figures.items() if k.startswith("loss:")},
+                     "weighted": report.weighted, "macro": report.macro, "report": report.to_dict()},
+        })
+        print(f"wrote {out / 'metrics.json'}")
+        try:
+            from ..plots import plot_confusion_matrix
+
+            plot_confusion_matrix(report.confusion, report.class_names, out / "confusion.png",
+                                  title=f"{config.data}: test confusion matrix")
+            print(f"wrote {out / 'confusion.png'}")
+        except ImportError as exc:
+            print(f"confusion.png skipped: {exc}")
+    return 0

@@ -1,0 +1,147 @@
+"""Option types and option groups shared by several commands.
+
+Each type function turns one command-line string into a value or raises ``ArgumentTypeError`` with a
+message saying what is accepted; argparse reports it as ``argument --lr: ...`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from ..backend import BACKEND_NAMES, FLOAT_DTYPES
+from ..data import dataset_names
+from ..data.registry import get_spec
+from ..data.errors import DataError
+from ..runs import SPLITS
+
+__all__ = [
+    "add_backend_options",
+    "add_data_options",
+    "backend_name",
+    "batch_size",
+    "dataset",
+    "float_list",
+    "hidden_layers",
+    "non_negative_float",
+    "positive_float",
+    "positive_int",
+    "subset_sizes",
+]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """``0.9,0.999`` -> ``(0.9, 0.999)``."""
+    return tuple(_float(part) for part in text.split(","))
+
+
+def batch_size(text: str) -> int | None:
+    """A positive integer, or ``full`` (every sample in one step: plain gradient descent) -> ``None``."""
+    if text.strip().lower() == "full":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
+
+
+def hidden_layers(text: str) -> tuple[int, ...]:
+    """``512,256`` -> ``(512, 256)``; the empty string -> no hidden layer."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return tuple(positive_int(part) for part in parts)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected hidden layer sizes like 512,256 (or '' for none), got {text!r}") from None
+
+
+def subset_sizes(text: str) -> tuple[int, int, int]:
+    """``TRAIN,VAL,TEST`` sample counts, e.g. ``5000,1000,1000``."""
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected TRAIN,VAL,TEST sample counts like 5000,1000,1000, got {text!r}")
+    return tuple(positive_int(part) for part in parts)  # type: ignore[return-value]
+
+
+def dataset(text: str) -> str:
+    """A registered data set name, in its canonical spelling."""
+    try:
+        return get_spec(text).name
+    except DataError:
+        raise argparse.ArgumentTypeError(
+            f"unknown data set {text!r}; choose one of {', '.join(dataset_names())}") from None
+
+
+def backend_name(text: str) -> str:
+    """``auto``, a backend name, or ``name:device`` (``torch:cuda:0``)."""
+    name = text.strip().lower().replace("-", "_").partition(":")[0]
+    if name not in (*BACKEND_NAMES, "auto"):
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {text!r}; choose auto, {', '.join(BACKEND_NAMES)} (optionally name:device)")
+    return text.strip()
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", type=dataset, default=default, metavar="NAME",
+                       help=f"a data set: {', '.join(dataset_names())}"
+                       + (f" (default: {default}, shipped with the package)" if default else ""))
+    group.add_argument("--data-dir", metavar="DIR",
+                       help="a folder searched first for the data set's files (then $NNBACKEND_DATA, the cache, ...)")
+    group.add_argument("--split", choices=SPLITS, default=None,
+                       help="paper: pool train+test, seed 42, 80/10/10 (default); "
+                       "official: the official test set, 10%% of train as validation")
+    group.add_argument("--subset", type=subset_sizes, metavar="TRAIN,VAL,TEST",
+                       help="use only the first TRAIN/VAL/TEST samples of each part")
+
+
+def add_backend_options(parser: argparse.ArgumentParser, *, dtype_default: str | None = "float32") -> None:
+    group = parser.add_argument_group("where to run")
+    group.add_argument("--backend", type=backend_name, default=None, metavar="NAME",
+                       help="auto (CuPy when a CUDA device is usable, else NumPy), "
+                       f"{', '.join(BACKEND_NAMES)}, or name:device; default: $NNBACKEND_BACKEND, else auto")
+    group.add_argument("--dtype", choices=FLOAT_DTYPES, default=dtype_default,
+                       help="float dtype" + (f" (default: {dtype_default})" if dtype_default else ""))
+
+
+def requested_backend(value: str | None) -> str:
+    """The backend asked for: the option, else ``$NNBACKEND_BACKEND``, else ``auto``."""
+    import os
+
+    from ..backend import ENV_VAR
+
+    return value or os.environ.get(ENV_VAR) or "auto"

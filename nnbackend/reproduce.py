@@ -1,0 +1,392 @@
+"""Running the paper's grid (:mod:`nnbackend.paper`) and writing its report: ``nnbackend reproduce``.
+
+The grid folder holds ``runs/<key>/`` (one run folder per distinct run, see :mod:`nnbackend.runs`),
+``report.md`` (our numbers beside the paper's) and ``results.json``. A run whose folder already holds
+metrics.json from the same configuration is not run again, so an interrupted grid resumes where it
+stopped. Runs are independent: with ``jobs > 1`` each trains in its own process limited to one BLAS
+thread (the thread variables are set in the child's environment, before NumPy is imported).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .backend import get_backend
+from .data import load
+from .metrics import ClassificationReport
+from .paper import CLASS_REPORTS, TABLES, ClassReportSpec, GridSettings, RunSpec, Table
+from .runs import THREAD_VARIABLES, RunConfig, read_metrics, train_run, write_json
+
+__all__ = ["GridRun", "plan", "reproduce", "render_report"]
+
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class GridRun:
+    """One distinct run of the grid, the tables that use it, and (once known) its outcome."""
+
+    spec: RunSpec
+    tables: list[int]
+    figures: bool
+    config: RunConfig
+    folder: Path
+    metrics: dict[str, Any] | None = None
+    status: str = "pending"  # pending, done, skipped (finished earlier), failed
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+def plan(tables: list[int], settings: GridSettings, out: Path, *, backend: str = "auto",
+         dtype: str = "float32", data_dir: str | None = None) -> list[GridRun]:
+    """The distinct runs the chosen tables need, in table order; shared runs appear once."""
+    runs: dict[str, GridRun] = {}
+    for number in tables:
+        specs = TABLES[number].rows if number in TABLES else (CLASS_REPORTS[number].run,)
+        for spec in specs:
+            if spec.key not in runs:
+                config = RunConfig(
+                    data=spec.data, data_dir=data_dir, split="paper", split_seed=42, subset=settings.subset,
+                    layers=spec.layers, activation=settings.activation, loss=settings.loss,
+                    optimizer=spec.optimizer, lr=spec.lr, epochs=settings.epochs,
+                    batch_size=settings.batch_size, eval_every=settings.eval_every, backend=backend,
+                    dtype=dtype, seed=settings.seed,
+                )
+                runs[spec.key] = GridRun(spec, [], False, config, out / "runs" / spec.key)
+            run = runs[spec.key]
+            run.tables.append(number)
+            run.figures = run.figures or number in CLASS_REPORTS
+    return list(runs.values())
+
+
+def _finished(run: GridRun) -> dict[str, Any] | None:
+    """The run's metrics if it finished earlier with the same configuration; an error if with another."""
+    metrics = read_metrics(run.folder)
+    if metrics is None:
+        return None
+    recorded = json.loads((run.folder / "config.json").read_text())["config"]
+    wanted = json.loads(json.dumps(run.config.to_dict()))
+    recorded["data_dir"] = wanted["data_dir"]  # where the files were found does not change the run
+    if recorded != wanted:
+        changed = ", ".join(f"{k} {recorded.get(k)!r} -> {wanted[k]!r}" for k in wanted if recorded.get(k) != wanted[k])
+        raise ValueError(f"{run.folder} holds a finished run with other settings ({changed}); "
+                         "use another --out for these settings, or delete that folder")
+    return metrics
+
+
+def _child_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({name: "1" for name in THREAD_VARIABLES})
+    root = str(Path(__file__).resolve().parents[1])  # so the child imports this very nnbackend
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _run_in_child(run: GridRun, env: dict[str, str]) -> GridRun:
+    run.folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "nnbackend.runs", "--config", json.dumps(run.config.to_dict()),
+               "--out", str(run.folder)] + (["--figures"] if run.figures else [])
+    with open(run.folder / "train.log", "w") as log:
+        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    run.metrics = read_metrics(run.folder)
+    if code != 0 or run.metrics is None:
+        run.status, run.error = "failed", f"exit code {code}, see {run.folder / 'train.log'}"
+    else:
+        run.status = "done"
+    return run
+
+
+def _run_here(run: GridRun) -> GridRun:
+    result = train_run(run.config, run.folder, verbose=0, figures=run.figures, log=None)
+    run.metrics, run.status = result.metrics, "done"
+    return run
+
+
+def at_chance(metrics: dict[str, Any]) -> bool:
+    """True when the final validation accuracy is below 1.5 / classes: the run collapsed (the paper calls
+    such runs diverged, with a finite loss; ours are marked diverged only when the loss became non-finite)."""
+    accuracy = metrics["final"]["val_accuracy"]
+    classes = len(metrics["test"]["report"]["class_names"])
+    return isinstance(accuracy, float) and accuracy < 1.5 / classes
+
+
+def progress_line(index: int, total: int, run: GridRun) -> str:
+    """``[ 3/18] mnist-gd-lr0.5-512: val acc 0.9581 (paper 0.958), ...`` for a finished run."""
+    head = f"[{index:>{len(str(total))}}/{total}] {run.key}:"
+    if run.status == "failed":
+        return f"{head} FAILED ({run.error})"
+    m, paper = run.metrics or {}, run.spec.paper
+    final = m.get("final", {})
+    parts = [f"val acc {_num(final.get('val_accuracy'))}" + (f" (paper {paper.val_accuracy:.3f})" if paper else "")]
+    parts.append(f"val loss {_num(final.get('val_loss'))}"
+                 + (f" (paper {paper.val_loss:.3f})" if paper and paper.val_loss is not None else ""))
+    if m.get("diverged_epoch"):
+        parts.append(f"DIVERGED at epoch {m['diverged_epoch']}")
+    elif m and at_chance(m):
+        parts.append("at chance level")
+    parts.append(_duration(m.get("wall_time_s")))
+    tail = " (finished earlier, skipped)" if run.status == "skipped" else ""
+    return f"{head} {', '.join(parts)}{tail}"
+
+
+def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, backend: str = "auto",
+              dtype: str = "float32", jobs: int = 1, data_dir: str | None = None,
+              log: Log = print) -> tuple[list[GridRun], Path]:
+    """Run (or resume) the grid for ``tables`` into ``out``; write report.md and results.json.
+
+    Returns the runs and the report's path. ``jobs`` > 1 trains that many runs at a time in child
+    processes with one BLAS thread each; ``jobs`` = 1 trains in this process.
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    chosen = get_backend(backend, dtype=dtype)  # fail now, with the install hint, not in every child
+    runs = plan(tables, settings, out, backend=backend, dtype=dtype, data_dir=data_dir)
+    for name in sorted({run.spec.data for run in runs}):
+        load(name, data_dir=data_dir)  # find (or download) each data set once, before any child needs it
+    todo = []
+    for run in runs:
+        run.metrics = _finished(run)
+        if run.metrics is not None:
+            run.status = "skipped"
+        else:
+            todo.append(run)
+    jobs = max(1, min(jobs, len(todo) or 1))
+    where = f" with {jobs} processes of 1 BLAS thread each" if jobs > 1 else " in this process"
+    log(f"{len(runs)} runs for tables {', '.join(map(str, tables))}: {len(runs) - len(todo)} finished earlier, "
+        + (f"{len(todo)} to train on {chosen.describe()}{where}" if todo else "nothing left to train"))
+    done = 0
+    for run in runs:
+        if run.status == "skipped":
+            done += 1
+            log(progress_line(done, len(runs), run))
+    if jobs == 1:
+        for run in todo:
+            _run_here(run)
+            done += 1
+            log(progress_line(done, len(runs), run))
+    else:
+        env = _child_environment()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_run_in_child, run, env) for run in todo]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    run = future.result()
+                    done += 1
+                    log(progress_line(done, len(runs), run))
+            except KeyboardInterrupt:  # the running children got the signal too; start no queued run
+                for future in futures:
+                    future.cancel()
+                raise
+    invocation = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_time_s": time.perf_counter() - started,
+                  "trained": len(todo), "jobs": jobs, "backend": chosen.describe()}
+    context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": _machine(),
+               "invocations": _earlier_invocations(out) + [invocation]}
+    report = out / "report.md"
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_text(render_report(runs, context))
+    write_json(out / "results.json", _results(runs, context))
+    return runs, report
+
+
+def _earlier_invocations(out: Path) -> list[dict[str, Any]]:
+    """The invocations recorded in an earlier results.json of this grid folder (a resumed grid's history)."""
+    try:
+        return list(json.loads((out / "results.json").read_text()).get("invocations", []))
+    except (OSError, ValueError):
+        return []
+
+
+def _machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
+
+
+def _results(runs: list[GridRun], context: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "settings": dataclasses.asdict(context["settings"]),
+        "backend": context["backend"], "machine": context["machine"], "tables": context["tables"],
+        "wall_time_s": sum(i["wall_time_s"] for i in context["invocations"]),
+        "invocations": context["invocations"],
+        "runs": [
+            {"key": r.key, "tables": r.tables, "status": r.status, "error": r.error,
+             "spec": {"data": r.spec.data, "optimizer": r.spec.optimizer, "lr": r.spec.lr,
+                      "layers": list(r.spec.layers)},
+             "paper": dataclasses.asdict(r.spec.paper) if r.spec.paper else None,
+             "ours": _ours(r)}
+            for r in runs
+        ],
+    }
+
+
+def _ours(run: GridRun) -> dict[str, Any] | None:
+    m = run.metrics
+    if m is None:
+        return None
+    final = m["final"]
+    return {"val_epoch": final["val_epoch"], "val_accuracy": final["val_accuracy"], "val_loss": final["val_loss"],
+            "val_cross_entropy": final.get("val_loss:cross_entropy"), "diverged_epoch": m["diverged_epoch"],
+            "epochs_run": m["epochs_run"], "test_accuracy": m["test"]["accuracy"],
+            "wall_time_s": m["wall_time_s"]}
+
+
+# -- the report ---------------------------------------------------------------------------------------
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):  # "nan" / "inf" from JSON
+        return value
+    return f"{value:.{digits}f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _row_label(table: Table, spec: RunSpec) -> str:
+    if table.varies == "lr":
+        return str(spec.lr)
+    names = ", ".join(["ReLU"] * len(spec.layers) + ["Softmax"])
+    return f"{{{names}}} ({', '.join(map(str, spec.layers))})"
+
+
+def _table_section(table: Table, runs: dict[str, GridRun]) -> list[str]:
+    head = "learning rate" if table.varies == "lr" else "layers (hidden sizes)"
+    lines = [f"## Table {table.number}: {table.title}", "",
+             f"| {head} | paper: val acc | ours: val acc | paper: val loss | ours: val loss (BCE) "
+             "| ours: val CCE | epochs | time | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for spec in table.rows:
+        run = runs[spec.key]
+        paper = spec.paper
+        notes = []
+        if paper and paper.diverged_by:
+            notes.append(f"paper: diverged by epoch {paper.diverged_by}")
+        cells = ["-"] * 5
+        if run.status == "failed":
+            notes.append(f"**failed**: {run.error}")
+        elif run.metrics is not None:
+            m, final = run.metrics, run.metrics["final"]
+            cells = [_num(final["val_accuracy"]), _num(final["val_loss"]), _num(final.get("val_loss:cross_entropy")),
+                     str(m["epochs_run"]), _duration(m["wall_time_s"])]
+            if m["diverged_epoch"]:
+                notes.append(f"**ours: diverged at epoch {m['diverged_epoch']}** "
+                             f"(figures from the last evaluation, epoch {final['val_epoch']})")
+            elif at_chance(m):
+                notes.append("**ours: at chance level** (collapsed, with a finite loss)")
+        notes.append(f"[{run.key}](runs/{run.key}/report.md)")
+        lines.append(
+            f"| {_row_label(table, spec)} | {paper.val_accuracy:.3f} | {cells[0]} "
+            f"| {'-' if paper.val_loss is None else f'{paper.val_loss:.3f}'} | {cells[1]} | {cells[2]} "
+            f"| {cells[3]} | {cells[4]} | {'; '.join(notes)} |"
+        )
+    return lines + [""]
+
+
+def _class_section(spec: ClassReportSpec, runs: dict[str, GridRun]) -> list[str]:
+    run = runs[spec.run.key]
+    lines = [f"## Table {spec.table}: {spec.title}", ""]
+    if run.metrics is None:
+        return lines + [f"Run {run.key} did not finish ({run.error or run.status}).", ""]
+    test = run.metrics["test"]
+    report = ClassificationReport.from_confusion(np.asarray(test["report"]["confusion"], dtype=np.int64),
+                                                 test["report"]["class_names"])
+    p, r, f = spec.weighted
+    w = report.weighted
+    lines += [
+        f"Model: run [{run.key}](runs/{run.key}/report.md); test part of the paper split, "
+        f"{test['samples']:,} images.",
+        "",
+        "| weighted average | precision | recall | F1 |",
+        "|---|---:|---:|---:|",
+        f"| paper | {p:.4f} | {r:.4f} | {f:.4f} |",
+        f"| ours | {w['precision']:.4f} | {w['recall']:.4f} | {w['f1']:.4f} |",
+        "",
+        "Ours, per class:",
+        "",
+        report.to_markdown(),
+        f"![loss and accuracy curves](runs/{run.key}/curves.png)",
+        "",
+        f"![confusion matrix](runs/{run.key}/confusion.png)",
+        "",
+    ]
+    return lines
+
+
+def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
+    """report.md: settings, machine, wall times, then each chosen table with the paper's numbers beside ours."""
+    settings: GridSettings = context["settings"]
+    invocations = context["invocations"]
+    now = invocations[-1]
+    by_key = {run.key: run for run in runs}
+    machine = context["machine"]
+    lines = ["# nnbackend reproduce: the paper's MLP experiments", ""]
+    if settings.quick:
+        lines += ["> **QUICK RUN**: a smoke test of the pipeline on a subset, with few epochs. Its numbers are "
+                  "NOT comparable with the paper's; run `nnbackend reproduce` without `--quick` for those.", ""]
+    elif settings.subset or settings.epochs != 260 or settings.eval_every != 20:
+        lines += ["> **REDUCED RUN**: not the paper's settings (see below); the numbers are not comparable "
+                  "with the paper's.", ""]
+    data = "the paper's split (pool train + test, seed 42; 80% train, 10% validation, 10% test)"
+    if settings.subset:
+        data += f", first {settings.subset[0]:,} train / {settings.subset[1]:,} validation / " \
+                f"{settings.subset[2]:,} test images"
+    trained = sum(r.status == "done" for r in runs)
+    earlier = sum(r.status == "skipped" for r in runs)
+    failed = sum(r.status == "failed" for r in runs)
+    run_times = sum(r.metrics["wall_time_s"] for r in runs if r.metrics)
+    lines += [
+        f"- data: {data}",
+        f"- training: full batch, {settings.epochs} epochs, evaluation every {settings.eval_every}; "
+        f"{settings.activation} hidden layers (512, or 512 and 256), Softmax output, the paper's loss "
+        "(element-wise binary cross-entropy, BCE); weights seeded with "
+        f"{settings.seed}",
+        "- reported: validation accuracy and loss at the last epoch (for a diverged run: at the last evaluation "
+        "before it diverged); the paper's losses are BCE, and the categorical cross-entropy (CCE) of the same "
+        "predictions is given beside ours",
+        "- diverged: ours is marked diverged when its training loss became NaN or infinite (training stops "
+        "there); a run ending below 1.5 / classes validation accuracy is marked at chance level, which is what "
+        "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss)",
+        f"- backend: {context['backend']}; this invocation trained {now['trained']} run(s)"
+        + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1
+           else " in one process"),
+        f"- machine: {machine['platform']}, {machine['processor']}, {machine['cpu_count']} cores; "
+        f"Python {machine['python']}, NumPy {machine['numpy']}",
+        f"- wall time: {_duration(sum(i['wall_time_s'] for i in invocations))} for the grid"
+        + (f" over {len(invocations)} invocations (this one {_duration(now['wall_time_s'])})"
+           if len(invocations) > 1 else "")
+        + f"; the runs' own times add up to {_duration(run_times)}",
+        f"- runs: {len(runs)} distinct ({trained} trained now, {earlier} finished earlier"
+        + (f", **{failed} failed**" if failed else "") + ")",
+        "",
+    ]
+    for number in context["tables"]:
+        lines += _table_section(TABLES[number], by_key) if number in TABLES else _class_section(
+            CLASS_REPORTS[number], by_key)
+    finished = [r for r in runs if r.metrics and r.metrics["final"]["val_accuracy"] is not None]
+    if finished:
+        lines += ["## Our best runs by validation accuracy", ""]
+        for data in sorted({r.spec.data for r in finished}):
+            best = max((r for r in finished if r.spec.data == data),
+                       key=lambda r: r.metrics["final"]["val_accuracy"])
+            lines.append(f"- {data}: {best.key}, val acc {_num(best.metrics['final']['val_accuracy'])}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,426 @@
+"""One training run from a configuration to a run folder: used by ``nnbackend train`` and by every run of
+``nnbackend reproduce``.
+
+A run folder holds:
+
+============== ==================================================================================
+config.json    every option of the run, the backend it ran on, library versions and the machine
+history.csv    one row per epoch (validation columns filled at evaluations); history.json likewise
+metrics.json   final figures, test accuracy / loss / per-class report, wall time; written last, so
+               its presence means the run finished
+model.npz      the trained model (:func:`nnbackend.save_model`)
+curves.png     loss and accuracy, training vs validation (:func:`nnbackend.plots.plot_history`)
+confusion.png  the test confusion matrix (:func:`nnbackend.plots.plot_confusion_matrix`)
+report.md      a short human-readable summary
+============== ==================================================================================
+
+``python -m nnbackend.runs --config JSON --out DIR`` trains one run silently: ``reproduce`` starts its
+runs this way, in child processes whose BLAS thread count is set before NumPy is imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+from .backend import Backend, get_backend, to_numpy
+from .data import DataError, load, official_split, paper_split, subset
+from .history import History
+from .io import save_model
+from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE
+from .metrics import ClassificationReport, classification_report
+from .model import Sequential
+from .optimizers import Optimizer, get_optimizer
+from .training import Callback, EarlyStopping, Trainer
+
+__all__ = ["LOSS_CHOICES", "RunConfig", "RunResult", "evaluate_model", "load_split", "train_run"]
+
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class LossChoice:
+    """A loss as the command line names it: what the model's output layer is, and the loss on it."""
+
+    output_activation: str | None
+    make: Callable[[], Loss]
+    description: str
+
+
+LOSS_CHOICES: dict[str, LossChoice] = {
+    "cross_entropy": LossChoice(None, CrossEntropy, "categorical cross-entropy on raw scores (softmax fused in)"),
+    "paper": LossChoice("softmax", BinaryCrossEntropy,
+                        "the paper's: Softmax output, element-wise binary cross-entropy against one-hot targets"),
+    "mse": LossChoice("softmax", MSE, "mean squared error of the Softmax output against one-hot targets"),
+    "binary_cross_entropy": LossChoice(None, lambda: BinaryCrossEntropy(from_logits=True),
+                                       "element-wise binary cross-entropy on sigmoid scores (one-vs-rest)"),
+}
+
+SPLITS = ("paper", "official")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run. ``None`` means "the library's default" where noted.
+
+    Attributes:
+        data: a registered data set name.
+        data_dir: a folder searched first for the data set's files.
+        split: ``"paper"`` (pool train + test, 80/10/10) or ``"official"`` (official test set, 10% of
+            train as validation).
+        split_seed: the seed of the split's shuffle (the paper's 42).
+        subset: ``(train, val, test)`` sample counts taken from the start of each part; ``None``: all.
+        layers: hidden layer sizes; the output layer (one unit per class) is added.
+        activation: the hidden layers' activation.
+        loss: a key of :data:`LOSS_CHOICES`.
+        optimizer: an optimizer name (``"gd"``, ``"adam"``, ...).
+        lr: the learning rate; ``None``: the optimizer's default.
+        hyperparameters: other optimizer arguments (``{"momentum": 0.9}``).
+        epochs, batch_size, eval_every: as :meth:`nnbackend.Trainer.fit` (``batch_size`` ``None``: full batch).
+        early_stopping: the patience in evaluations, or ``None`` for none; ``min_delta`` its threshold.
+        backend, dtype, seed: where to run, the float dtype, and the seed of weights and batch order.
+    """
+
+    data: str = "mnist-sample"
+    data_dir: str | None = None
+    split: str = "paper"
+    split_seed: int = 42
+    subset: tuple[int, int, int] | None = None
+    layers: tuple[int, ...] = (128,)
+    activation: str = "relu"
+    loss: str = "cross_entropy"
+    optimizer: str = "adam"
+    lr: float | None = None
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int | None = 64
+    eval_every: int = 1
+    early_stopping: int | None = None
+    min_delta: float = 0.0
+    backend: str = "auto"
+    dtype: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSS_CHOICES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSS_CHOICES)}")
+        if self.split not in SPLITS:
+            raise ValueError(f"unknown split {self.split!r}; choose one of {', '.join(SPLITS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["layers"] = list(self.layers)
+        out["subset"] = None if self.subset is None else list(self.subset)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        data = dict(data)
+        data["layers"] = tuple(data.get("layers", ()))
+        if data.get("subset") is not None:
+            data["subset"] = tuple(data["subset"])
+        return cls(**data)
+
+
+# -- building blocks ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _split(data: str, data_dir: str | None, split: str, seed: int, dtype: str, flatten: bool) -> Any:
+    dataset = load(data, data_dir=data_dir)
+    if split == "paper":
+        return paper_split(dataset, seed=seed, flatten=flatten, dtype=dtype)
+    return official_split(dataset, seed=seed, flatten=flatten, dtype=dtype)
+
+
+def load_split(config: RunConfig, *, flatten: bool = True) -> Any:
+    """The run's :class:`~nnbackend.data.Split` (cached per process), cut to ``config.subset``."""
+    split = _split(config.data, config.data_dir, config.split, config.split_seed, config.dtype, flatten)
+    return split if config.subset is None else subset(split, *config.subset)
+
+
+def build_model(config: RunConfig, n_inputs: int, n_classes: int, backend: Backend) -> Sequential:
+    """Hidden Dense layers of ``config.layers`` with ``config.activation``, then the output layer the
+    loss needs (linear scores, or a Softmax for the paper's loss and MSE)."""
+    layers_config = [{"units": units, "activation": config.activation} for units in config.layers]
+    layers_config.append({"units": n_classes, "activation": LOSS_CHOICES[config.loss].output_activation})
+    return Sequential.from_layers_config(layers_config, input_size=n_inputs, backend=backend, seed=config.seed)
+
+
+def make_optimizer(config: RunConfig) -> Optimizer:
+    """The optimizer with ``config.lr`` (when given) and the other hyperparameters."""
+    kwargs = dict(config.hyperparameters)
+    if config.lr is not None:
+        kwargs["lr"] = config.lr
+    return get_optimizer(config.optimizer, **kwargs)
+
+
+def reported_losses(model: Sequential, loss_name: str) -> dict[str, Loss]:
+    """The losses a run reports: the one it trains with, and categorical cross-entropy beside it."""
+    losses = {loss_name: LOSS_CHOICES[loss_name].make()}
+    if loss_name != "cross_entropy":
+        losses["cross_entropy"] = CrossEntropy(from_logits=not model.ends_with_softmax)
+    return losses
+
+
+def evaluate_model(model: Sequential, x: Any, y: Any, losses: dict[str, Loss],
+                   class_names: tuple[str, ...]) -> tuple[dict[str, float], ClassificationReport]:
+    """Accuracy, each loss, and the per-class report of ``model`` on ``(x, y)``."""
+    figures: dict[str, float] = {}
+    for name, loss in losses.items():
+        result = Trainer(model, loss).evaluate(x, y)
+        figures["accuracy"] = result["accuracy"]
+        figures[f"loss:{name}"] = result["loss"]
+    report = classification_report(np.asarray(y), model.predict_classes(x), class_names=class_names)
+    return figures, report
+
+
+class ValidationLosses(Callback):
+    """Records further losses on the validation data at every evaluation (the same predictions the
+    trainer's own validation loss was computed from)."""
+
+    def __init__(self, x_val: Any, y_val: Any, losses: dict[str, Loss]) -> None:
+        self.x_val, self.y_val, self.losses = x_val, y_val, losses
+        self.epochs: list[int] = []
+        self.values: dict[str, list[float]] = {name: [] for name in losses}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        backend = trainer.model.backend  # moved once, not at every evaluation
+        self.x_val, self.y_val = backend.asarray(self.x_val), backend.asarray(self.y_val)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        if "val_loss" not in logs:
+            return
+        self.epochs.append(epoch)
+        for name, loss in self.losses.items():
+            self.values[name].append(Trainer(trainer.model, loss).evaluate(self.x_val, self.y_val)["loss"])
+
+
+def environment(backend: Backend) -> dict[str, Any]:
+    """Versions and machine, for the record."""
+    return {
+        "nnbackend": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "backend": backend.describe(),
+        "backend_note": backend.note,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "blas_threads": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+    }
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                    "NUMEXPR_NUM_THREADS")
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings ``"nan"`` / ``"inf"`` (strict JSON), tuples as lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n")
+
+
+# -- the run ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RunResult:
+    """What :func:`train_run` produced; ``metrics`` is what metrics.json holds."""
+
+    folder: Path
+    history: History
+    report: ClassificationReport
+    metrics: dict[str, Any]
+
+
+def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: bool = True,
+              log: Log | None = print, command: list[str] | None = None) -> RunResult:
+    """Train ``config`` and write its run folder ``out`` (created; see the module docstring).
+
+    Args:
+        verbose: the trainer's progress (0 silent, 1 bar and evaluation lines, 2 a line per epoch).
+        figures: write curves.png and confusion.png (skipped with a note when matplotlib is missing).
+        log: where the run's messages go (``None``: nowhere).
+        command: the command line, recorded in config.json.
+    """
+    say = log or (lambda text: None)
+    started = time.perf_counter()
+    backend = get_backend(config.backend, dtype=config.dtype)
+    say(f"backend: {backend.describe()}" + (f" ({backend.note})" if backend.note else ""))
+    split = load_split(config)
+    say(split.summary())
+    model = build_model(config, split.x_train.shape[1], split.n_classes, backend)
+    say(model.summary())
+    loss = LOSS_CHOICES[config.loss].make()
+    optimizer = make_optimizer(config)
+    say(f"loss: {config.loss} ({LOSS_CHOICES[config.loss].description}); optimizer: {optimizer!r}")
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": command,
+        "config": config.to_dict(),
+        "optimizer": {"name": type(optimizer).__name__, **optimizer.get_config()},
+        "loss": repr(loss),
+        "model": model.get_config(),
+        "data": {"description": split.description, "class_names": list(split.class_names),
+                 "samples": {p: len(getattr(split, f"y_{p}")) for p in ("train", "val", "test")}},
+        "environment": environment(backend),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_json(folder / "config.json", record)
+
+    extra = {name: l for name, l in reported_losses(model, config.loss).items() if name != config.loss}
+    tracker = ValidationLosses(split.x_val, split.y_val, extra)
+    trainer = Trainer(model, loss, optimizer)
+    stopper = (EarlyStopping(patience=config.early_stopping, min_delta=config.min_delta)
+               if config.early_stopping else None)
+    fit_start = time.perf_counter()
+    history = trainer.fit(split.x_train, split.y_train, validation=(split.x_val, split.y_val),
+                          epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+                          eval_every=config.eval_every, early_stopping=stopper,
+                          callbacks=[tracker] if extra else [], verbose=verbose)
+    fit_time = time.perf_counter() - fit_start
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverged model is reported as such
+        figures_test, report = evaluate_model(model, split.x_test, split.y_test,
+                                              reported_losses(model, config.loss), split.class_names)
+    history.to_csv(folder / "history.csv")
+    history.to_json(folder / "history.json")
+    save_model(model, folder / "model.npz")
+    final = history.last()
+    for name, values in tracker.values.items():
+        final[f"val_loss:{name}"] = values[-1] if values else None
+    metrics = {
+        "data": split.description,
+        "loss": config.loss,
+        "epochs_run": history.epochs_run,
+        "diverged_epoch": history.diverged_epoch,
+        "stopped_epoch": history.stopped_epoch,
+        "best_epoch": history.best_epoch,
+        "final": final,
+        "validation_losses": {"epoch": tracker.epochs, **tracker.values},
+        "test": {
+            "samples": len(split.y_test),
+            "accuracy": report.accuracy,
+            "loss": figures_test[f"loss:{config.loss}"],
+            "losses": {k.removeprefix("loss:"): v for k, v in figures_test.items() if k.startswith("loss:")},
+            "weighted": report.weighted,
+            "macro": report.macro,
+            "report": report.to_dict(),
+        },
+        "fit_time_s": fit_time,
+    }
+    if figures:
+        _figures(folder, history, report, config, say)
+    metrics["wall_time_s"] = time.perf_counter() - started
+    (folder / "report.md").write_text(
+        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
+    write_json(folder / "metrics.json", metrics)
+    return RunResult(folder, history, report, metrics)
+
+
+def _figures(folder: Path, history: History, report: ClassificationReport, config: RunConfig, say: Log) -> None:
+    from . import plots
+
+    try:
+        plots.plot_history(history, folder / "curves.png",
+                           title=f"{config.data}: {config.optimizer} lr {config.lr}, hidden {list(config.layers)}")
+        plots.plot_confusion_matrix(report.confusion, report.class_names, folder / "confusion.png",
+                                    title=f"{config.data}: test confusion matrix")
+    except ImportError as exc:
+        say(f"figures skipped: {exc}")
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def run_report(record: dict[str, Any], metrics: dict[str, Any], report: ClassificationReport,
+               history: History, figures: bool = True) -> str:
+    """report.md of a run folder: what ran, how it ended, the test report and the figures."""
+    config, final, test = record["config"], metrics["final"], metrics["test"]
+    lines = [f"# Run: {config['data']}, {record['optimizer']['name']} lr {record['optimizer']['lr']:g}", ""]
+    if record.get("command"):
+        lines += ["```", " ".join(record["command"]), "```", ""]
+    lines += [
+        f"- data: {metrics['data']}",
+        f"- model: hidden {config['layers'] or 'none'} ({config['activation']}), loss {config['loss']}",
+        f"- training: {config['epochs']} epochs, batch {config['batch_size'] or 'full'}, "
+        f"evaluation every {config['eval_every']}",
+        f"- backend: {record['environment']['backend']}",
+        f"- wall time: {metrics['wall_time_s']:.1f} s (training {metrics['fit_time_s']:.1f} s)",
+    ]
+    if history.diverged:
+        lines.append(f"- **diverged at epoch {history.diverged_epoch}** (the loss became non-finite)")
+    if history.stopped_epoch:
+        lines.append(f"- early stopping at epoch {history.stopped_epoch}, best epoch {history.best_epoch}")
+    lines += [
+        "",
+        "| | epoch | loss | accuracy |",
+        "|---|---:|---:|---:|",
+        f"| training | {final['epoch']} | {_fmt(final['loss'])} | {_fmt(final['accuracy'])} |",
+        f"| validation | {final['val_epoch']} | {_fmt(final['val_loss'])} | {_fmt(final['val_accuracy'])} |",
+        f"| test | | {_fmt(test['loss'])} | {_fmt(test['accuracy'])} |",
+        "",
+        "## Test report",
+        "",
+        report.to_markdown(),
+    ]
+    if figures:
+        lines += ["![curves](curves.png)", "", "![confusion matrix](confusion.png)", ""]
+    return "\n".join(lines)
+
+
+def read_metrics(folder: str | Path) -> dict[str, Any] | None:
+    """A finished run's metrics.json, or ``None`` when the run did not finish."""
+    path = Path(folder) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _child_main(argv: list[str] | None = None) -> int:
+    """``python -m nnbackend.runs --config JSON --out DIR``: one silent run (used by ``reproduce``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m nnbackend.runs")
+    parser.add_argument("--config", required=True, help="the RunConfig as JSON")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--figures", action="store_true")
+    args = parser.parse_args(argv)
+    config = RunConfig.from_dict(json.loads(args.config))
+    try:
+        train_run(config, args.out, verbose=0, figures=args.figures, log=None)
+    except DataError as exc:
+        print(f"nnbackend: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

@@ -1,0 +1,312 @@
+"""The ``nnbackend`` command line: train, evaluate, reproduce, backends, parity, and user mistakes.
+
+Commands run in-process through ``cli.main(argv)`` (fast, and lets a test plant a defect); one test runs
+``python -m nnbackend`` to check the entry point itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import cli, paper, parity
+from nnbackend.reproduce import plan
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RUN_FILES = ("config.json", "history.csv", "history.json", "metrics.json", "model.npz", "curves.png",
+             "confusion.png", "report.md")
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """``cli.main(argv)`` with its stdout captured: (exit code, output)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main([str(a) for a in argv])
+    return code, out.getvalue()
+
+
+def cupy_usable() -> bool:
+    return any(info.name == "cupy" and info.usable for info in nb.available_backends())
+
+
+# -- train and evaluate ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run folder of ``nnbackend train`` on the shipped sample (3 epochs) and what it printed."""
+    out = tmp_path_factory.mktemp("train") / "run"
+    code, text = run_cli("train", "--epochs", "3", "--backend", "numpy", "--quiet", "--out", out)
+    assert code == 0, text
+    return out, text
+
+
+def test_train_prints_backend_model_and_test_report(trained):
+    _, text = trained
+    assert "backend: numpy" in text
+    assert "Total params: 101,770" in text  # the model summary: 784-128-10
+    assert "weighted avg" in text and "precision" in text
+    assert "run folder:" in text
+
+
+def test_train_writes_every_file_of_the_run_folder(trained):
+    out, _ = trained
+    for name in RUN_FILES:
+        assert (out / name).is_file(), name
+    import matplotlib.image
+
+    for name in ("curves.png", "confusion.png"):
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+        image = matplotlib.image.imread(out / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+    record = json.loads((out / "config.json").read_text())
+    assert {"command", "config", "optimizer", "loss", "model", "data", "environment"} <= set(record)
+    assert record["config"]["epochs"] == 3 and record["config"]["data"] == "mnist-sample"
+    assert record["optimizer"] == {"name": "Adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-08,
+                                   "weight_decay": 0.0, "amsgrad": False}
+    assert record["environment"]["backend"].startswith("numpy")
+    assert record["environment"]["numpy"] == np.__version__
+
+    history = nb.History.from_dict(json.loads((out / "history.json").read_text()))
+    assert history.epoch == [1, 2, 3] and history.val_epoch == [1, 2, 3]
+    assert (out / "history.csv").read_text().splitlines()[0] == "epoch,time_s,loss,accuracy,val_loss,val_accuracy"
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"final", "test", "epochs_run", "diverged_epoch", "wall_time_s"} <= set(metrics)
+    assert metrics["test"]["samples"] == 500 and len(metrics["test"]["report"]["precision"]) == 10
+    assert 0.8 < metrics["test"]["accuracy"] <= 1
+    assert "## Test report" in (out / "report.md").read_text()
+
+
+def test_the_saved_model_reproduces_the_reported_test_accuracy(trained):
+    out, _ = trained
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = nb.load_model(out / "model.npz", backend="numpy")
+    split = nb.data.paper_split(nb.data.load("mnist-sample"))
+    accuracy = float(np.mean(model.predict_classes(split.x_test) == split.y_test))
+    assert accuracy == metrics["test"]["accuracy"]
+
+
+def test_evaluate_a_run_folder_gives_the_same_accuracy(trained, tmp_path):
+    out, _ = trained
+    code, text = run_cli("evaluate", out, "--backend", "numpy", "--out", tmp_path)
+    assert code == 0, text
+    reported = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
+    evaluated = json.loads((tmp_path / "metrics.json").read_text())["test"]["accuracy"]
+    assert evaluated == reported
+    assert f"accuracy {reported:.4f}" in text and "weighted avg" in text
+    assert (tmp_path / "confusion.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_evaluate_a_bare_model_file_needs_the_data_named(trained, tmp_path, capsys):
+    out, _ = trained
+    bare = tmp_path / "model.npz"
+    bare.write_bytes((out / "model.npz").read_bytes())
+    assert cli.main(["evaluate", str(bare)]) == 2
+    assert "pass --data" in capsys.readouterr().err
+    code, text = run_cli("evaluate", bare, "--data", "mnist-sample", "--backend", "numpy")
+    assert code == 0
+    assert f"accuracy {json.loads((out / 'metrics.json').read_text())['test']['accuracy']:.4f}" in text
+
+
+def test_train_with_the_papers_loss_full_batch_reports_cross_entropy_beside_it(tmp_path):
+    out = tmp_path / "run"
+    code, text = run_cli("train", "--loss", "paper", "--optimizer", "gd", "--lr", "0.5", "--batch-size", "full",
+                         "--layers", "32", "--epochs", "4", "--eval-every", "2", "--subset", "800,200,200",
+                         "--early-stopping", "3", "--backend", "numpy", "--quiet", "--out", out)
+    assert code == 0, text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation_losses"]["epoch"] == [2, 4]
+    assert len(metrics["validation_losses"]["cross_entropy"]) == 2
+    assert set(metrics["test"]["losses"]) == {"paper", "cross_entropy"}
+    model = nb.load_model(out / "model.npz")
+    assert model.ends_with_softmax
+
+
+# -- reproduce ----------------------------------------------------------------------------------------
+def test_the_grid_deduplicates_shared_runs(tmp_path):
+    runs = plan(sorted({*paper.TABLES, *paper.CLASS_REPORTS}), paper.FULL, tmp_path)
+    assert len(runs) == 18  # 3 + 5 + 5 + 3: tables 3 and 6 add one two-layer run each; 7 and 8 add none
+    shared = {run.key: run for run in runs}["mnist-adam-lr0.005-512"]
+    assert shared.tables == [2, 3, 7] and shared.figures
+    assert sum(run.figures for run in runs) == 2
+    assert all(run.config.loss == "paper" and run.config.batch_size is None and run.config.epochs == 260
+               for run in runs)
+
+
+def test_reproduce_quick_reports_the_papers_numbers_and_resumes(mnist_dir, tmp_path):
+    args = ["reproduce", "--quick", "--tables", "3,7", "--subset", "600,200,200", "--epochs", "4",
+            "--eval-every", "2", "--jobs", "2", "--backend", "numpy", "--out", tmp_path]
+    code, text = run_cli(*args)
+    assert code == 0, text
+    assert text.count("] mnist-adam-lr0.005-") == 2  # a progress line per run
+    report = (tmp_path / "report.md").read_text()
+    assert "QUICK RUN" in report
+    assert "Table 3" in report and "Table 7" in report
+    assert "| 0.970 |" in report and "0.020" in report and "0.028" in report  # the paper's numbers
+    assert "| paper | 0.9719 | 0.9719 | 0.9719 |" in report
+    results = json.loads((tmp_path / "results.json").read_text())
+    for run in results["runs"]:
+        assert run["status"] == "done"
+        assert f"{run['ours']['val_accuracy']:.4f}" in report  # ours beside the paper's
+        assert run["ours"]["val_cross_entropy"] is not None
+    best = tmp_path / "runs" / "mnist-adam-lr0.005-512"
+    assert (best / "curves.png").is_file() and (best / "confusion.png").is_file()
+    first = (best / "metrics.json").stat().st_mtime_ns
+
+    code, text = run_cli(*args)
+    assert code == 0
+    assert text.count("finished earlier, skipped") == 2
+    assert (best / "metrics.json").stat().st_mtime_ns == first
+    invocations = json.loads((tmp_path / "results.json").read_text())["invocations"]
+    assert [i["trained"] for i in invocations] == [2, 0]
+    assert "over 2 invocations" in (tmp_path / "report.md").read_text()
+
+
+def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):
+    # A stand-in table on the shipped sample: an absurd learning rate overflows the weights.
+    table = paper.Table(1, "sample, gradient descent", "lr", (
+        paper.RunSpec(1, "mnist-sample", "gd", 1e30, (16,), paper=paper.Reported(0.091, 4.186, diverged_by=160)),
+        paper.RunSpec(1, "mnist-sample", "gd", 0.5, (16,), paper=paper.Reported(0.958, 0.025)),
+    ))
+    monkeypatch.setitem(paper.TABLES, 1, table)
+    code, text = run_cli("reproduce", "--quick", "--tables", "1", "--subset", "400,100,100", "--epochs", "4",
+                         "--eval-every", "2", "--jobs", "1", "--backend", "numpy", "--out", tmp_path)
+    assert code == 0, text
+    results = {r["key"]: r for r in json.loads((tmp_path / "results.json").read_text())["runs"]}
+    diverged = results["mnist-sample-gd-lr1e+30-16"]["ours"]["diverged_epoch"]
+    assert diverged is not None and results["mnist-sample-gd-lr0.5-16"]["ours"]["diverged_epoch"] is None
+    assert "DIVERGED at epoch" in text
+    report = (tmp_path / "report.md").read_text()
+    assert f"ours: diverged at epoch {diverged}" in report and "paper: diverged by epoch 160" in report
+
+
+# -- backends and parity ------------------------------------------------------------------------------
+def test_backends_lists_every_backend_with_install_hints():
+    code, text = run_cli("backends")
+    assert code == 0
+    for name in nb.backend.BACKEND_NAMES:
+        assert name in text
+    assert "auto picks: " in text
+    if not cupy_usable():
+        assert 'pip install "nnbackend[cuda12]"' in text
+
+
+def test_parity_passes_and_writes_one_json_entry_per_cell(tmp_path):
+    pytest.importorskip("torch")
+    code, text = run_cli("parity", "--backends", "numpy,array_api_strict,torch", "--dtypes", "float64",
+                         "--json", tmp_path / "parity.json", "--markdown", tmp_path / "parity.md")
+    assert code == 0, text
+    cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
+    keys = {(c["case"], c["target"]) for c in cells}
+    expected = {(case.name, f"{b}/float64") for case in parity.CASES for b in ("numpy", "array_api_strict", "torch")}
+    assert len(cells) == len(expected) and keys == expected
+    assert all(c["passed"] for c in cells)
+    assert f"{len(expected)} cells, all passed" in text
+    assert "torch/float64" in text and "layer:Dense" in text and "python " in text
+    assert "| component |" in (tmp_path / "parity.md").read_text()
+
+
+def _fewer_cases(monkeypatch, *names: str) -> None:
+    monkeypatch.setattr(parity, "CASES", [c for c in parity.CASES if c.name in names])
+
+
+def test_parity_fails_and_names_the_component_with_a_planted_defect(monkeypatch):
+    tanh = next(c for c in parity.CASES if c.name == "layer:Tanh")
+
+    def broken(backend):
+        out = tanh.run(backend)
+        if backend.name == "array_api_strict":  # a defect on one backend, not in the numpy reference
+            out["forward"] = out["forward"] * (1 + 1e-3)
+        return out
+
+    monkeypatch.setattr(parity, "CASES", [dataclasses.replace(tanh, run=broken),
+                                          next(c for c in parity.CASES if c.name == "layer:ReLU")])
+    code, text = run_cli("parity", "--backends", "numpy,array_api_strict", "--dtypes", "float64")
+    assert code == 1
+    assert "1 of 4 failed: layer:Tanh on array_api_strict/float64" in text
+    assert "FAIL" in text
+
+
+def test_parity_reports_an_uninstalled_backend_with_its_install_hint(monkeypatch, capsys):
+    if cupy_usable():
+        pytest.skip("cupy is usable here")
+    _fewer_cases(monkeypatch, "layer:ReLU")
+    code, text = run_cli("parity", "--dtypes", "float64")  # every backend: unusable ones are skipped
+    assert code == 0, text
+    assert "cupy/float64" in text and 'pip install "nnbackend[cuda12]"' in text
+    code, text = run_cli("parity", "--backends", "numpy,cupy", "--dtypes", "float64")  # asked for by name
+    assert code == 1
+    assert 'pip install "nnbackend[cuda12]"' in text
+    assert "requested backend(s) not usable here: cupy" in capsys.readouterr().err
+
+
+# -- user mistakes ------------------------------------------------------------------------------------
+def _incomplete_data_dir(tmp_path: Path) -> Path:
+    (tmp_path / "mnist").mkdir(parents=True)
+    (tmp_path / "mnist" / "train-images-idx3-ubyte").write_bytes(b"\0")
+    return tmp_path
+
+
+MISTAKES = {
+    "no command": ([], 2),
+    "unknown command": (["frobnicate"], 2),
+    "unknown option": (["train", "--learning-rate", "0.1"], 2),
+    "negative lr": (["train", "--lr", "-1"], 2),
+    "lr not a number": (["train", "--lr", "fast"], 2),
+    "batch size 0": (["train", "--batch-size", "0"], 2),
+    "zero epochs": (["train", "--epochs", "0"], 2),
+    "bad layers": (["train", "--layers", "512,x"], 2),
+    "unknown optimizer": (["train", "--optimizer", "nadam"], 2),
+    "unknown backend": (["train", "--backend", "tpu"], 2),
+    "unknown data set": (["train", "--data", "cifar10"], 2),
+    "option of another optimizer": (["train", "--optimizer", "gd", "--betas", "0.9,0.99"], 2),
+    "min-delta alone": (["train", "--min-delta", "0.1"], 2),
+    "momentum out of range": (["train", "--optimizer", "gd", "--momentum", "1.5", "--out", "{tmp}/run"], 1),
+    "incomplete data folder": (["train", "--data", "mnist", "--data-dir", "{data}", "--out", "{tmp}/run"], 1),
+    "missing run folder": (["evaluate", "{tmp}/no-such-run"], 1),
+    "not a model file": (["evaluate", "{tmp}/junk.npz", "--data", "mnist-sample"], 1),
+    "unknown table": (["reproduce", "--tables", "9"], 2),
+    "unknown parity backend": (["parity", "--backends", "numpy,tpu"], 2),
+    "unknown parity dtype": (["parity", "--dtypes", "float16"], 2),
+}
+
+
+@pytest.mark.parametrize("argv, code", MISTAKES.values(), ids=MISTAKES.keys())
+def test_a_user_mistake_is_one_line_on_stderr(argv, code, tmp_path, capsys):
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    data = _incomplete_data_dir(tmp_path / "data-root") if "{data}" in argv else None
+    argv = [a.format(tmp=tmp_path, data=data) for a in argv]
+    assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnbackend: error: "), captured.err
+    assert "Traceback" not in captured.out + captured.err
+
+
+def test_an_unusable_backend_names_the_install(tmp_path, capsys):
+    if cupy_usable():
+        pytest.skip("cupy is usable here")
+    assert cli.main(["train", "--backend", "cupy", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nnbackend: error: ") and "nnbackend[cuda12]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_python_dash_m_nnbackend_runs_the_command_line():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    ok = subprocess.run([sys.executable, "-m", "nnbackend", "--help"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and "reproduce" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "nnbackend", "train", "--batch-size", "0"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("nnbackend: error: argument --batch-size")
+    assert len(bad.stderr.strip().splitlines()) == 1
