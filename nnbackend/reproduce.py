@@ -111,7 +111,7 @@ def _run_in_child(run: GridRun, env: dict[str, str]) -> GridRun:
 
 
 def _run_here(run: GridRun) -> GridRun:
-    result = train_run(run.config, run.folder, verbose=0, figures=run.figures, log=None)
+    result = train_run(run.config, run.folder, verbose=0, figures=run.figures, log=None, resume=True)
     run.metrics, run.status = result.metrics, "done"
     return run
 

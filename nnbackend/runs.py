@@ -60,8 +60,9 @@ class LossChoice:
 
 LOSS_CHOICES: dict[str, LossChoice] = {
     "cross_entropy": LossChoice(None, CrossEntropy, "categorical cross-entropy on raw scores (softmax fused in)"),
-    "paper": LossChoice("softmax", BinaryCrossEntropy,
-                        "the paper's: Softmax output, element-wise binary cross-entropy against one-hot targets"),
+    "paper": LossChoice("softmax", lambda: BinaryCrossEntropy(paper_gradient=True),
+                        "the paper's: Softmax output, element-wise binary cross-entropy against one-hot targets, "
+                        "gradient divided by the batch size only, as the paper's code did"),
     "mse": LossChoice("softmax", MSE, "mean squared error of the Softmax output against one-hot targets"),
     "binary_cross_entropy": LossChoice(None, lambda: BinaryCrossEntropy(from_logits=True),
                                        "element-wise binary cross-entropy on sigmoid scores (one-vs-rest)"),
@@ -251,8 +252,11 @@ class RunResult:
 
 
 def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: bool = True,
-              log: Log | None = print, command: list[str] | None = None) -> RunResult:
+              log: Log | None = print, command: list[str] | None = None, resume: bool = False) -> RunResult:
     """Train ``config`` and write its run folder ``out`` (created; see the module docstring).
+
+    Training keeps ``checkpoint.npz`` in the folder (written at every evaluation and when interrupted);
+    with ``resume`` a run continues from it, bit-identically on NumPy.
 
     Args:
         verbose: the trainer's progress (0 silent, 1 bar and evaluation lines, 2 a line per epoch).
@@ -296,7 +300,9 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
     history = trainer.fit(split.x_train, split.y_train, validation=(split.x_val, split.y_val),
                           epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                           eval_every=config.eval_every, early_stopping=stopper,
-                          callbacks=[tracker] if extra else [], verbose=verbose)
+                          callbacks=[tracker] if extra else [], verbose=verbose,
+                          checkpoint=folder / "checkpoint.npz", checkpoint_every=config.eval_every,
+                          resume=resume)
     fit_time = time.perf_counter() - fit_start
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverged model is reported as such
@@ -415,7 +421,7 @@ def _child_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = RunConfig.from_dict(json.loads(args.config))
     try:
-        train_run(config, args.out, verbose=0, figures=args.figures, log=None)
+        train_run(config, args.out, verbose=0, figures=args.figures, log=None, resume=True)
     except DataError as exc:
         print(f"nnbackend: error: {exc}", file=sys.stderr)
         return 1

@@ -58,6 +58,33 @@ def test_train_prints_backend_model_and_test_report(trained):
     assert "run folder:" in text
 
 
+def test_an_interrupted_train_resumes_to_the_same_model(tmp_path, monkeypatch):
+    from nnbackend.training import Trainer
+
+    argv = ["train", "--epochs", "3", "--backend", "numpy", "--quiet", "--subset", "600,200,200"]
+    assert run_cli(*argv, "--out", tmp_path / "whole")[0] == 0
+    original = Trainer._train_epoch
+    calls = []
+
+    def interrupted_in_epoch_two(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            self.interrupt()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", interrupted_in_epoch_two)
+    run = tmp_path / "run"
+    assert run_cli(*argv, "--out", run)[0] == 130
+    assert (run / "checkpoint.npz").is_file() and not (run / "metrics.json").exists()
+    monkeypatch.undo()
+    code, text = run_cli("train", "--out", run, "--resume", "--quiet")
+    assert code == 0, text
+    whole, resumed = nb.load_model(tmp_path / "whole" / "model.npz"), nb.load_model(run / "model.npz")
+    for name, value in whole.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[name], value)
+    assert run_cli("train", "--out", run, "--resume")[0] == 1  # finished: nothing to resume
+
+
 def test_train_writes_every_file_of_the_run_folder(trained):
     out, _ = trained
     for name in RUN_FILES:

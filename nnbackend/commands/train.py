@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
+import sys
 import time
 from pathlib import Path
 
 from ..optimizers import OPTIMIZERS
 from ..runs import LOSS_CHOICES, RunConfig, train_run
+from ..training import TrainingInterrupted
 from ..layers import ACTIVATIONS
 from . import options
 
@@ -79,6 +82,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     options.add_backend_options(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<timestamp>-<data>-<optimizer>)")
+    out.add_argument("--resume", action="store_true",
+                     help="continue the interrupted run in --out DIR from its checkpoint.npz, with the options "
+                     "recorded in its config.json (other model and training options are ignored)")
     out.add_argument("-v", "--verbose", action="store_true", help="a line per epoch instead of a progress bar")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar or evaluation lines")
     parser.set_defaults(handler=run, parser=parser)
@@ -118,13 +124,36 @@ def default_out(config: RunConfig) -> Path:
     return out
 
 
+def resumed_config(out: Path | None) -> tuple[RunConfig, list[str] | None]:
+    """The configuration and command recorded in the run folder ``out``, for ``--resume``."""
+    if out is None:
+        raise ValueError("--resume needs --out DIR, the folder of the run to continue")
+    record_path = out / "config.json"
+    if not record_path.is_file():
+        raise ValueError(f"{out} holds no run to resume (no config.json); start it without --resume")
+    if (out / "metrics.json").is_file():
+        raise ValueError(f"the run in {out} already finished; nothing to resume")
+    record = json.loads(record_path.read_text())
+    return RunConfig.from_dict(record["config"]), record.get("command")
+
+
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    out = Path(args.out) if args.out else default_out(config)
-    if (out / "config.json").exists():
-        raise ValueError(f"{out} already holds a run; pass another --out, or delete it first")
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        config, command = resumed_config(out)
+    else:
+        config, command = config_from_args(args), ["nnbackend", *args.argv]
+        out = out or default_out(config)
+        if (out / "config.json").exists():
+            raise ValueError(f"{out} already holds a run; pass another --out, add --resume to continue it, "
+                             "or delete it first")
     verbose = 0 if args.quiet else 2 if args.verbose else 1
-    result = train_run(config, out, verbose=verbose, log=print, command=["nnbackend", *args.argv])
+    try:
+        result = train_run(config, out, verbose=verbose, log=print, command=command, resume=args.resume)
+    except TrainingInterrupted:
+        print(f"nnbackend: interrupted; the checkpoint is in {out}. Continue with: "
+              f"nnbackend train --out {out} --resume", file=sys.stderr)
+        return 130
     test = result.metrics["test"]
     losses = ", ".join(f"{name} {value:.4f}" for name, value in test["losses"].items())
     if result.history.stopped_epoch:
