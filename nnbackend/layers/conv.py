@@ -1,14 +1,17 @@
 """2-D convolution by im2col and one matrix product, written against the Array API only.
 
-Forward: the input is viewed channels-last, zero-padded, and its ``kh * kw`` shifted strided slices
-(:func:`~nnbackend.layers.windows.window_slices`) are stacked into the column matrix
-``cols`` (batch * out_h * out_w, kh * kw * in_channels); then ``cols @ W`` is one large matrix product.
-Backward: ``dW = g.T @ cols`` and ``dcols = g @ W.T`` are two more, and col2im adds the ``kh * kw``
-slices of ``dcols`` back into a fresh zero array. Python loops run over kernel positions only.
+Forward: the input is viewed channels-first ((channels, batch, height, width)), zero-padded, and its
+``kh * kw`` shifted strided slices (:func:`~nnbackend.layers.windows.window_slices`) are stacked into the
+column matrix ``cols`` (in_channels * kh * kw, batch * out_h * out_w); then ``W @ cols``, with the
+weight as it is stored (out_channels, in_channels * kh * kw), is one large matrix product. Backward:
+``dW = g @ cols.T`` and ``dcols = W.T @ g`` are two more, and col2im adds the ``kh * kw`` slices of
+``dcols`` back into a fresh zero array. Python loops run over kernel positions only.
 
-Layout: the product gives the output channels-last; the layer returns it as a (batch, channels, height,
-width) *view* (``permute_dims``, no copy). Element-wise layers and pooling keep that memory order, so the
-next Conv2D's channels-last view of its input is free too. Shapes seen by users are always NCHW.
+Layout: the product gives the output as (out_channels, batch, out_h, out_w) in memory; the layer
+returns it as a (batch, out_channels, out_h, out_w) *view* (``permute_dims``, no copy). Element-wise
+layers, BatchNorm and pooling keep that memory order, so the next Conv2D's channels-first view of its
+input is free, and per-channel work (bias, batch statistics) runs along long contiguous rows. Shapes
+seen by users are always NCHW.
 """
 
 from __future__ import annotations
@@ -126,11 +129,6 @@ class Conv2D(Layer):
             sizes.append(out)
         return sizes[0], sizes[1]
 
-    def _weight_matrix(self) -> Any:
-        """The weight as (kh * kw * in_channels, out_channels), rows ordered like the columns of ``cols``."""
-        xp = namespace_of(self.params["weight"])
-        return xp.reshape(xp.permute_dims(self.params["weight"], (2, 3, 1, 0)), (-1, self.out_channels))
-
     def forward(self, x: Any) -> Any:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
@@ -139,11 +137,12 @@ class Conv2D(Layer):
         xp = namespace_of(x)
         n, _, height, width = x.shape
         out_hw = self._output_hw(height, width)
-        padded = _pad(xp.permute_dims(x, (0, 2, 3, 1)), self.pads)
+        padded = _pad(xp.permute_dims(x, (1, 0, 2, 3)), self.pads)
         cols = _im2col(padded, self.kernel_size, self.stride, out_hw)
-        z = cols @ self._weight_matrix() + self.params["bias"]
+        weight = xp.reshape(self.params["weight"], (self.out_channels, -1))
+        z = weight @ cols + xp.reshape(self.params["bias"], (-1, 1))
         self._remember((cols, tuple(padded.shape), (height, width)))
-        y = xp.permute_dims(xp.reshape(z, (n, *out_hw, self.out_channels)), (0, 3, 1, 2))
+        y = xp.permute_dims(xp.reshape(z, (self.out_channels, n, *out_hw)), (1, 0, 2, 3))
         return y if self.activation is None else self.activation.forward(y)
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
@@ -152,17 +151,18 @@ class Conv2D(Layer):
             grad = self.activation.backward(grad)
         xp = namespace_of(grad)
         n, _, out_h, out_w = grad.shape
-        g = xp.reshape(xp.permute_dims(grad, (0, 2, 3, 1)), (-1, self.out_channels))
-        kh, kw = self.kernel_size
-        dw = xp.reshape(g.T @ cols, (self.out_channels, kh, kw, self.in_channels))
-        self.grads = {"weight": xp.permute_dims(dw, (0, 3, 1, 2)), "bias": xp.sum(g, axis=0)}
+        g = xp.reshape(xp.permute_dims(grad, (1, 0, 2, 3)), (self.out_channels, -1))
+        weight = self.params["weight"]
+        self.grads = {"weight": xp.reshape(g @ cols.T, weight.shape), "bias": xp.sum(g, axis=1)}
         if not input_grad:
             return None
-        dcols = xp.reshape(g @ self._weight_matrix().T, (n, out_h, out_w, kh * kw, self.in_channels))
+        kh, kw = self.kernel_size
+        dcols = xp.reshape(weight, (self.out_channels, -1)).T @ g
+        dcols = xp.reshape(dcols, (self.in_channels, kh * kw, n, out_h, out_w))
         dpadded = _col2im(dcols, padded_shape, self.kernel_size, self.stride)
         (top, _), (left, _) = self.pads
-        dx = dpadded[:, top : top + height, left : left + width, :]
-        return xp.permute_dims(dx, (0, 3, 1, 2))
+        dx = dpadded[:, :, top : top + height, left : left + width]
+        return xp.permute_dims(dx, (1, 0, 2, 3))
 
 
 def _resolve_padding(padding: int | Sequence[int] | str, kernel: Pair, stride: Pair) -> tuple[Pair, Pair]:
@@ -181,31 +181,31 @@ def _resolve_padding(padding: int | Sequence[int] | str, kernel: Pair, stride: P
 
 
 def _pad(x: Any, pads: tuple[Pair, Pair]) -> Any:
-    """Channels-last ``x`` (batch, height, width, channels) with zero rows and columns around it."""
+    """Channels-first ``x`` (channels, batch, height, width) with zero rows and columns around it."""
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
         return x
     xp = namespace_of(x)
-    n, height, width, channels = x.shape
-    shape = (n, height + top + bottom, width + left + right, channels)
+    channels, n, height, width = x.shape
+    shape = (channels, n, height + top + bottom, width + left + right)
     padded = xp.zeros(shape, dtype=x.dtype, device=array_api_compat.device(x))
-    padded[:, top : top + height, left : left + width, :] = x
+    padded[:, :, top : top + height, left : left + width] = x
     return padded
 
 
 def _im2col(padded: Any, kernel: Pair, stride: Pair, out_hw: Pair) -> Any:
-    """The column matrix (batch * out_h * out_w, kh * kw * channels) of a padded channels-last input."""
+    """The column matrix (channels * kh * kw, batch * out_h * out_w) of a padded channels-first input."""
     xp = namespace_of(padded)
-    windows = [padded[:, rows, cols, :] for rows, cols in window_slices(kernel, stride, out_hw)]
-    stacked = xp.stack(windows, axis=3)  # (batch, out_h, out_w, kh * kw, channels)
-    return xp.reshape(stacked, (-1, stacked.shape[3] * stacked.shape[4]))
+    windows = [padded[:, :, rows, cols] for rows, cols in window_slices(kernel, stride, out_hw)]
+    stacked = xp.stack(windows, axis=1)  # (channels, kh * kw, batch, out_h, out_w)
+    return xp.reshape(stacked, (stacked.shape[0] * stacked.shape[1], -1))
 
 
 def _col2im(dcols: Any, padded_shape: tuple[int, ...], kernel: Pair, stride: Pair) -> Any:
-    """Sum ``dcols`` (batch, out_h, out_w, kh * kw, channels) back onto the padded input's positions."""
+    """Sum ``dcols`` (channels, kh * kw, batch, out_h, out_w) back onto the padded input's positions."""
     xp = namespace_of(dcols)
-    out_hw = (dcols.shape[1], dcols.shape[2])
+    out_hw = (dcols.shape[3], dcols.shape[4])
     dpadded = xp.zeros(padded_shape, dtype=dcols.dtype, device=array_api_compat.device(dcols))
     for k, (rows, cols) in enumerate(window_slices(kernel, stride, out_hw)):
-        dpadded[:, rows, cols, :] += dcols[:, :, :, k, :]
+        dpadded[:, :, rows, cols] += dcols[:, k, :, :, :]
     return dpadded

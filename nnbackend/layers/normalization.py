@@ -73,64 +73,70 @@ class BatchNorm(Layer):
                 f"BatchNorm expects input of shape (batch, {self.num_features}) or "
                 f"(batch, {self.num_features}, height, width), got {tuple(x.shape)}"
             )
-        rows = _rows(x)
+        rows = _feature_rows(x)
         y = self._normalize_training(rows) if self.training else self._normalize_eval(rows)
-        return _unrows(y, x.shape)
+        return _from_feature_rows(y, x.shape)
+
+    def _column(self, source: dict[str, Any], key: str) -> Any:
+        """A (num_features,) parameter or buffer as a (num_features, 1) column."""
+        return namespace_of(source[key]).reshape(source[key], (-1, 1))
 
     def _normalize_eval(self, rows: Any) -> Any:
         xp = namespace_of(rows)
-        scale = self.params["weight"] / xp.sqrt(self.buffers["running_var"] + self.eps)
-        return (rows - self.buffers["running_mean"]) * scale + self.params["bias"]
+        scale = self._column(self.params, "weight") / xp.sqrt(self._column(self.buffers, "running_var") + self.eps)
+        return (rows - self._column(self.buffers, "running_mean")) * scale + self._column(self.params, "bias")
 
     def _normalize_training(self, rows: Any) -> Any:
         xp = namespace_of(rows)
-        count = rows.shape[0]
+        count = rows.shape[1]
         if count < 2:
             raise ValueError(
                 "BatchNorm in training mode needs more than one value per feature to estimate a variance, "
-                f"got a batch of shape {tuple(rows.shape)} (as rows of features)"
+                f"got {count} (batch size times height times width)"
             )
-        mean = xp.mean(rows, axis=0)
+        mean = xp.mean(rows, axis=1, keepdims=True)
         centered = rows - mean
-        var = xp.mean(centered * centered, axis=0)
+        var = xp.mean(centered * centered, axis=1, keepdims=True)
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         m = self.momentum
         self.buffers = {
-            "running_mean": (1.0 - m) * self.buffers["running_mean"] + m * mean,
-            "running_var": (1.0 - m) * self.buffers["running_var"] + (m * count / (count - 1)) * var,
+            "running_mean": (1.0 - m) * self.buffers["running_mean"] + m * xp.reshape(mean, (-1,)),
+            "running_var": (1.0 - m) * self.buffers["running_var"] + (m * count / (count - 1)) * xp.reshape(var, (-1,)),
         }
         self._remember((centered, inv_std))
-        return centered * (inv_std * self.params["weight"]) + self.params["bias"]
+        return centered * (inv_std * self._column(self.params, "weight")) + self._column(self.params, "bias")
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
         centered, inv_std = self._recall()
-        g = _rows(grad)
+        g = _feature_rows(grad)
         xp = namespace_of(g)
-        count = g.shape[0]
-        grad_bias = xp.sum(g, axis=0)
-        grad_weight = xp.sum(g * centered, axis=0) * inv_std
-        self.grads = {"weight": grad_weight, "bias": grad_bias}
+        count = g.shape[1]
+        grad_bias = xp.sum(g, axis=1, keepdims=True)
+        grad_weight = xp.sum(g * centered, axis=1, keepdims=True) * inv_std
+        self.grads = {"weight": xp.reshape(grad_weight, (-1,)), "bias": xp.reshape(grad_bias, (-1,))}
         if not input_grad:
             return None
         # dx = weight * inv_std * (g - mean(g) - xhat * mean(g * xhat)), with xhat = centered * inv_std
-        scale = self.params["weight"] * inv_std
+        scale = self._column(self.params, "weight") * inv_std
         shift = grad_bias * (1.0 / count)
         slope = grad_weight * inv_std * (1.0 / count)
-        return _unrows((g - shift) * scale - centered * (slope * scale), grad.shape)
+        return _from_feature_rows((g - shift) * scale - centered * (slope * scale), grad.shape)
 
 
-def _rows(x: Any) -> Any:
-    """``x`` as (samples, features): flat inputs as they are, images channels-last as rows of channels."""
-    if x.ndim == 2:
-        return x
+def _feature_rows(x: Any) -> Any:
+    """``x`` as (features, samples): one row per feature (flat inputs) or channel (images, whose rows
+    hold batch, height and width). A view without copying when images are channels-first in memory, as
+    Conv2D's outputs are."""
     xp = namespace_of(x)
-    return xp.reshape(xp.permute_dims(x, (0, 2, 3, 1)), (-1, x.shape[1]))
+    if x.ndim == 2:
+        return xp.permute_dims(x, (1, 0))
+    return xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (x.shape[1], -1))
 
 
-def _unrows(rows: Any, shape: tuple[int, ...]) -> Any:
-    """Undo :func:`_rows` for an array of the original ``shape``."""
-    if len(shape) == 2:
-        return rows
+def _from_feature_rows(rows: Any, shape: tuple[int, ...]) -> Any:
+    """Undo :func:`_feature_rows` for an array of the original ``shape``."""
     xp = namespace_of(rows)
+    if len(shape) == 2:
+        return xp.permute_dims(rows, (1, 0))
     n, channels, height, width = shape
-    return xp.permute_dims(xp.reshape(rows, (n, height, width, channels)), (0, 3, 1, 2))
+    return xp.permute_dims(xp.reshape(rows, (channels, n, height, width)), (1, 0, 2, 3))
