@@ -6,7 +6,7 @@ Array-API library; a :class:`Backend` says where work runs.
 
 from __future__ import annotations
 
-from . import layers, losses, optimizers
+from . import layers, losses, models, optimizers
 from .backend import (
     Backend,
     BackendInfo,
@@ -35,6 +35,7 @@ __all__ = [
     "get_backend",
     "layers",
     "losses",
+    "models",
     "optimizers",
     "to_numpy",
 ]
