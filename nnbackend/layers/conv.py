@@ -50,6 +50,9 @@ class Conv2D(Layer):
     ``out_h = (height + pad_top + pad_bottom - kh) // sh + 1`` (likewise ``out_w``), in the model's float
     dtype on its device. ``weight`` is (out_channels, in_channels, kh, kw) (PyTorch's layout); ``bias``
     is (out_channels,).
+
+    Attributes:
+        pads: the zero rows and columns added, ``((top, bottom), (left, right))``.
     """
 
     def __init__(

@@ -18,15 +18,7 @@ __all__ = ["AvgPool2D", "MaxPool2D"]
 
 
 class _Pool2D(Layer):
-    """Shared arguments, shapes and window slicing of the pooling layers.
-
-    Args:
-        pool_size: ``p`` or ``(ph, pw)``, the window. Defaults to ``2``.
-        stride: ``s`` or ``(sh, sw)``. Defaults to ``pool_size`` (windows side by side).
-
-    Shapes: ``x`` (batch, channels, height, width) → (batch, channels, out_h, out_w) with
-    ``out_h = (height - ph) // sh + 1`` (likewise ``out_w``), same dtype and device.
-    """
+    """Arguments, shapes, window slicing and the gradient scatter shared by the pooling layers."""
 
     def __init__(self, pool_size: int | Sequence[int] = 2, stride: int | Sequence[int] | None = None) -> None:
         super().__init__()
@@ -83,10 +75,17 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    """The maximum of each window (see :class:`_Pool2D` for arguments and shapes).
+    """The maximum of each window, as PyTorch's ``max_pool2d``.
+
+    Args:
+        pool_size: ``p`` or ``(ph, pw)``, the window. Defaults to ``2``.
+        stride: ``s`` or ``(sh, sw)``. Defaults to ``pool_size`` (windows side by side).
+
+    Shapes: ``x`` (batch, channels, height, width) → (batch, channels, out_h, out_w) with
+    ``out_h = (height - ph) // sh + 1`` (likewise ``out_w``), same dtype and device.
 
     The gradient of each window goes to its arg-max element; among equal maxima, to the first in
-    row-major order, as PyTorch's ``max_pool2d``.
+    row-major order.
     """
 
     def forward(self, x: Any) -> Any:
@@ -116,7 +115,15 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """The mean of each window (see :class:`_Pool2D` for arguments and shapes)."""
+    """The mean of each window, as PyTorch's ``avg_pool2d``.
+
+    Args:
+        pool_size: ``p`` or ``(ph, pw)``, the window. Defaults to ``2``.
+        stride: ``s`` or ``(sh, sw)``. Defaults to ``pool_size`` (windows side by side).
+
+    Shapes: ``x`` (batch, channels, height, width) → (batch, channels, out_h, out_w) with
+    ``out_h = (height - ph) // sh + 1`` (likewise ``out_w``), same dtype and device.
+    """
 
     def forward(self, x: Any) -> Any:
         slices = self._slices(x)
