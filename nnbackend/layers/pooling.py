@@ -8,7 +8,9 @@ last rows and columns that do not fill a window are dropped (PyTorch's default `
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
+
+import array_api_compat
 
 from ..backend import namespace_of
 from .base import Layer, Shape
@@ -92,26 +94,26 @@ class MaxPool2D(_Pool2D):
         xp = namespace_of(x)
         slices = self._slices(x)
         y = x[:, :, slices[0][0], slices[0][1]]
-        for rows, cols in slices[1:]:
-            y = xp.maximum(y, x[:, :, rows, cols])
-        self._remember((x, y))
+        # In training, which window position holds the first maximum, found by comparing each new
+        # running maximum with the old one: backward then never reads x's strided slices again.
+        first = None
+        if self.training:
+            dtype = xp.int8 if len(slices) <= 127 else xp.int32
+            first = xp.zeros(y.shape, dtype=dtype, device=array_api_compat.device(x))
+        for k, (rows, cols) in enumerate(slices[1:], start=1):
+            new = xp.maximum(y, x[:, :, rows, cols])
+            if first is not None:  # strictly greater only: ties keep the earlier position
+                first = first + xp.astype(new > y, first.dtype) * (k - first)
+            y = new
+        self._remember((x, first))
         return y
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
-        x, y = self._recall()
-        return self._scatter(x, self._first_max_shares(x, y, grad))
-
-    def _first_max_shares(self, x: Any, y: Any, grad: Any) -> Iterator[Any]:
-        """For each window position, ``grad`` where it holds its window's first maximum, else 0."""
+        x, first = self._recall()
         xp = namespace_of(grad)
-        unclaimed = None  # windows whose maximum no earlier position holds
-        for rows, cols in self._slices(x):
-            hit = x[:, :, rows, cols] == y
-            if unclaimed is not None:
-                hit = hit & unclaimed
-            # A multiply by the 0/1 mask: NumPy's where() is several times slower on random masks.
-            yield grad * xp.astype(hit, grad.dtype)
-            unclaimed = ~hit if unclaimed is None else unclaimed & ~hit
+        # A multiply by the 0/1 mask: NumPy's where() is several times slower on random masks.
+        shares = (grad * xp.astype(first == k, grad.dtype) for k in range(len(self._slices(x))))
+        return self._scatter(x, shares)
 
 
 class AvgPool2D(_Pool2D):
