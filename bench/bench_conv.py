@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 3:
         parser.error("--repeats must be at least 3 for a meaningful median")
 
+    load_before = os.getloadavg()
     limiter = limit_threads(args.threads)
     steps_per_epoch = math.ceil(args.samples / args.batch_size)
     steps = steps_per_epoch if args.steps <= 0 else min(args.steps, steps_per_epoch)
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{seconds / reference:.2f}x" if reference else "-"
         low, high = min(times[name]) * scale, max(times[name]) * scale
         print(f"{name:<22}{seconds:>9.2f}{low:>9.2f}{high:>9.2f}{ratio:>12}")
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs: other work on the machine slows every column")
     pools = blas_info()
     for pool in pools:
         print("thread pool:", ", ".join(f"{k}={v}" for k, v in pool.items() if v is not None))
@@ -187,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
             "numpy": np.__version__,
             "nnbackend": nb.__version__,
             "thread_pools": pools,

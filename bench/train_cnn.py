@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": {"load": loaded - start, "train": trained - loaded, "test": end - trained, "total": end - start},
         "history": history.to_dict(),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpu_count": os.cpu_count(), "backend": model.backend.describe(),
+                    "cpu_count": os.cpu_count(), "load_average_1_5_15_min": os.getloadavg(),
+                    "backend": model.backend.describe(),
                     "thread_pools": thread_pools()},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
