@@ -40,17 +40,21 @@ def random_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
 
 
-def nnbackend_runner(backend: str, x: np.ndarray, y: np.ndarray, batch_size: int) -> Callable[[], float]:
-    """A function that trains nnbackend's default CNN on ``backend`` for one pass over ``(x, y)``."""
+Runner = Callable[[], tuple[float, float]]
+
+
+def nnbackend_runner(backend: str, x: np.ndarray, y: np.ndarray, batch_size: int) -> Runner:
+    """A function that trains nnbackend's default CNN on ``backend`` for one pass over ``(x, y)`` and
+    returns the seconds it took and the pass's mean training loss."""
     model = nb.models.cnn(backend=backend, dtype="float32")
     trainer = nb.Trainer(model, "cross_entropy", nb.optimizers.Adam(1e-3))
     xd, yd = model.backend.asarray(x), model.backend.asarray(y)
     rounds = iter(range(1_000_000))
 
-    def run() -> float:
+    def run() -> tuple[float, float]:
         start = time.perf_counter()
-        trainer.fit(xd, yd, epochs=1, batch_size=batch_size, seed=next(rounds), verbose=0)
-        return time.perf_counter() - start
+        history = trainer.fit(xd, yd, epochs=1, batch_size=batch_size, seed=next(rounds), verbose=0)
+        return time.perf_counter() - start, history.loss[-1]
 
     return run
 
@@ -65,7 +69,7 @@ def torch_cnn(torch: Any) -> Any:
     )
 
 
-def torch_runner(x: np.ndarray, y: np.ndarray, batch_size: int) -> Callable[[], float]:
+def torch_runner(x: np.ndarray, y: np.ndarray, batch_size: int) -> Runner:
     """A function that trains the same CNN in PyTorch for one shuffled pass over ``(x, y)``, with the
     same per-step work as the Trainer (loss and accuracy sums read once at the end)."""
     import torch
@@ -77,7 +81,7 @@ def torch_runner(x: np.ndarray, y: np.ndarray, batch_size: int) -> Callable[[], 
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     rng = np.random.default_rng(0)
 
-    def run() -> float:
+    def run() -> tuple[float, float]:
         start = time.perf_counter()
         order = torch.from_numpy(rng.permutation(len(xt)))
         loss_sum = correct = 0
@@ -91,8 +95,8 @@ def torch_runner(x: np.ndarray, y: np.ndarray, batch_size: int) -> Callable[[], 
             optimizer.step()
             loss_sum = loss_sum + loss.detach() * len(idx)
             correct = correct + (out.argmax(1) == yb).sum()
-        float(loss_sum), int(correct)
-        return time.perf_counter() - start
+        mean_loss, _accuracy = float(loss_sum) / len(xt), int(correct) / len(xt)
+        return time.perf_counter() - start, mean_loss
 
     return run
 
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [b.strip() for b in args.backends.split(",") if b.strip()]
     else:
         names = [info.name for info in nb.available_backends() if info.usable and info.name != "array_api_strict"]
-    runners: dict[str, Callable[[], float]] = {}
+    runners: dict[str, Runner] = {}
     for name in names:
         runners[f"nnbackend[{name}]"] = nnbackend_runner(name, x, y, args.batch_size)
     if not args.no_pytorch:
@@ -158,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             print("PyTorch is not installed: no reference column", file=sys.stderr)
 
     times: dict[str, list[float]] = {name: [] for name in runners}
+    losses: dict[str, float] = {}
     for round_ in range(args.warmup + args.repeats):
         for name, run in runners.items():
-            seconds = run()
+            seconds, losses[name] = run()
             if round_ >= args.warmup:
                 times[name].append(seconds)
             print(f"round {round_ + 1}/{args.warmup + args.repeats} {name}: {seconds:.2f} s", file=sys.stderr)
@@ -202,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 "chunk_seconds": times[name],
                 "seconds_per_epoch": per_epoch[name],
                 "ratio_to_pytorch": per_epoch[name] / reference if reference else None,
+                "last_chunk_mean_loss": losses[name],
             }
             for name in runners
         },
