@@ -6,7 +6,7 @@ Array-API library; a :class:`Backend` says where work runs.
 
 from __future__ import annotations
 
-from . import data, io, layers, losses, metrics, optimizers, parity, plots
+from . import data, io, layers, losses, metrics, models, optimizers, parity, plots
 from .backend import (
     Backend,
     BackendInfo,
@@ -42,6 +42,7 @@ __all__ = [
     "load_model",
     "losses",
     "metrics",
+    "models",
     "optimizers",
     "parity",
     "plots",

@@ -3,14 +3,14 @@
 One implementation serves the test suite (``tests/test_parity.py``) and the ``nnbackend parity`` command.
 
 A *case* runs one component (a layer's forward and backward, a loss and its gradient, an optimizer for
-10 steps, a 200-step training run) from fixed host inputs on a given backend and returns its outputs as
+10 steps, a short training run of an MLP or a CNN) from fixed host inputs on a given backend and returns its outputs as
 host arrays. A *target* is a backend and dtype to check (``numpy/float32``, ``torch/float64``, ...).
 A cell passes when the largest relative error of every output against the reference,
 ``max|out - ref| / max|ref|``, is within the tolerance for the cell's dtype and the case's kind.
 
 Tolerance policy (the only place these numbers live): ``TOLERANCE_FACTORS[kind] * eps(dtype)``, with
 ``eps`` the machine epsilon (float32 1.19e-7, float64 2.22e-16). Single layers and losses get
-``100 * eps``, ten optimizer steps ``300 * eps``, a 200-step training run ``1000 * eps`` (float32:
+``100 * eps``, ten optimizer steps ``300 * eps``, a training run ``1000 * eps`` (float32:
 1.2e-5, 3.6e-5, 1.2e-4). Measured on NumPy, PyTorch CPU and array_api_strict the largest errors are
 2 to 6 eps, so the bounds leave a wide margin for other summation orders (BLAS, GPU reductions) while
 still catching any real defect, which shows up as errors of 1e-3 and more.
@@ -151,17 +151,29 @@ def _host(seed: int, *shape: int, scale: float = 1.0) -> np.ndarray:
 
 
 def _layer_case(name: str, make: Callable[[], L.Layer], input_shape: tuple[int, ...],
-                positive: bool = False) -> ParityCase:
+                positive: bool = False, *, evaluate: bool = False) -> ParityCase:
+    """A layer's forward and backward on a batch of 8 inputs of per-sample ``input_shape`` (any rank);
+    the outputs include the parameter gradients and the buffers after the forward.
+
+    With ``evaluate``, one training-mode forward on other inputs comes first (updating buffers such as
+    running statistics), then the layer switches to eval mode and only the forward is compared.
+    """
+
     def run(backend: Backend) -> dict[str, np.ndarray]:
         layer = make()
         layer.build(input_shape, backend, Streams(0))
+        if evaluate:
+            layer.forward(backend.asarray(_host(3, 8, *input_shape)))
+            layer.set_training(False)
         x = _host(1, 8, *input_shape)
         x = np.abs(x) + 0.1 if positive else x
         y = layer.forward(backend.asarray(x))
-        grad = _host(2, *((8,) + tuple(layer.output_shape)))
-        dx = layer.backward(backend.asarray(grad))
-        outputs = {"forward": to_numpy(y), "input_grad": to_numpy(dx)}
-        outputs.update({f"grad_{k}": to_numpy(v) for k, v in layer.grads.items()})
+        outputs = {"forward": to_numpy(y)}
+        if not evaluate:
+            grad = _host(2, *((8,) + tuple(layer.output_shape)))
+            outputs["input_grad"] = to_numpy(layer.backward(backend.asarray(grad)))
+            outputs.update({f"grad_{k}": to_numpy(v) for k, v in layer.grads.items()})
+        outputs.update({f"buffer_{k}": to_numpy(v) for k, v in layer.buffers.items()})
         return outputs
 
     return ParityCase(f"layer:{name}", "layer", run)
@@ -197,19 +209,52 @@ def _optimizer_case(name: str, make: Callable[[], O.Optimizer]) -> ParityCase:
     return ParityCase(f"optimizer:{name}", "optimizer", run)
 
 
-def _training_case() -> ParityCase:
+def _training_case(name: str, make_model: Callable[[Backend], Sequential],
+                   data: Callable[[], tuple[np.ndarray, np.ndarray]], epochs: int, batch_size: int) -> ParityCase:
+    """A short ``Trainer.fit`` with Adam(0.01) from fixed host data; outputs are the final parameters,
+    buffers and the loss curve."""
+
     def run(backend: Backend) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(11)
-        x = rng.standard_normal((320, 20))
-        y = (x[:, :3] @ rng.standard_normal(3) > 0).astype(np.int64) + (x[:, 3] > 1).astype(np.int64)
-        model = Sequential([L.Dense(20, 16, "relu"), L.Dropout(0.1), L.Dense(16, 3)], backend=backend, seed=0)
+        x, y = data()
+        model = make_model(backend)
         trainer = Trainer(model, losses_module.CrossEntropy(), O.Adam(0.01))
-        history = trainer.fit(x, y, epochs=20, batch_size=32, seed=0, verbose=0)
-        outputs = {k: to_numpy(v) for k, v in model.parameters().items()}
+        history = trainer.fit(x, y, epochs=epochs, batch_size=batch_size, seed=0, verbose=0)
+        outputs = {k: to_numpy(v) for k, v in {**model.parameters(), **model.buffers()}.items()}
         outputs["loss_curve"] = np.asarray(history.loss)
         return outputs
 
-    return ParityCase("training:mlp-200-steps", "training", run)
+    return ParityCase(f"training:{name}", "training", run)
+
+
+def _mlp_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((320, 20))
+    y = (x[:, :3] @ rng.standard_normal(3) > 0).astype(np.int64) + (x[:, 3] > 1).astype(np.int64)
+    return x, y
+
+
+def _mlp(backend: Backend) -> Sequential:
+    return Sequential([L.Dense(20, 16, "relu"), L.Dropout(0.1), L.Dense(16, 3)], backend=backend, seed=0)
+
+
+def _image_data() -> tuple[np.ndarray, np.ndarray]:
+    """48 random zero-mean 1x8x8 images; the label says which quadrant holds the largest sum.
+
+    Zero-mean pixels keep the case well conditioned: the ReLU clips in every channel, so no parameter's
+    gradient is zero in theory (rounding noise that Adam would scale up to full steps), and the batch
+    statistics do not cancel digits.
+    """
+    x = np.random.default_rng(12).standard_normal((48, 1, 8, 8))
+    quadrants = x.reshape(48, 2, 4, 2, 4).sum(axis=(2, 4)).reshape(48, 4)
+    return x, np.argmax(quadrants, axis=1).astype(np.int64)
+
+
+def _cnn(backend: Backend) -> Sequential:
+    # BatchNorm anywhere after the convolution would leave its bias a gradient that is (nearly) zero in
+    # theory: rounding noise, which Adam scales up to full steps.
+    layers = [L.BatchNorm(1), L.Conv2D(1, 3, 3, padding="same", activation="relu"), L.MaxPool2D(2), L.Flatten(),
+              L.Dense(48, 4)]
+    return Sequential(layers, input_shape=(1, 8, 8), backend=backend, seed=0)
 
 
 CASES: list[ParityCase] = [
@@ -225,6 +270,17 @@ CASES: list[ParityCase] = [
     _layer_case("Identity", L.Identity, (7,)),
     _layer_case("Flatten", L.Flatten, (2, 3, 2)),
     _layer_case("Dropout", lambda: L.Dropout(0.3), (7,)),
+    _layer_case("Conv2D(3x3, padding 1)", lambda: L.Conv2D(2, 3, 3, padding=1), (2, 6, 6)),
+    _layer_case("Conv2D(3x2, stride 2)", lambda: L.Conv2D(2, 3, (3, 2), stride=2), (2, 7, 6)),
+    _layer_case("Conv2D(same, relu)", lambda: L.Conv2D(2, 3, 3, padding="same", activation="relu"), (2, 5, 5)),
+    _layer_case("Conv2D(1x1)", lambda: L.Conv2D(3, 2, 1), (3, 4, 4)),
+    _layer_case("MaxPool2D(2)", L.MaxPool2D, (2, 6, 6)),
+    _layer_case("MaxPool2D(3, stride 2)", lambda: L.MaxPool2D(3, stride=2), (2, 7, 7)),
+    _layer_case("AvgPool2D(2)", L.AvgPool2D, (2, 6, 6)),
+    _layer_case("AvgPool2D(2x3, stride 1)", lambda: L.AvgPool2D((2, 3), stride=1), (2, 5, 5)),
+    _layer_case("BatchNorm(features)", lambda: L.BatchNorm(5), (5,)),
+    _layer_case("BatchNorm(channels)", lambda: L.BatchNorm(3), (3, 4, 4)),
+    _layer_case("BatchNorm(eval)", lambda: L.BatchNorm(3, momentum=0.3), (3, 4, 4), evaluate=True),
     _loss_case("CrossEntropy(logits)", losses_module.CrossEntropy, probabilities=False),
     _loss_case("CrossEntropy(probs)", lambda: losses_module.CrossEntropy(from_logits=False), probabilities=True),
     _loss_case("CrossEntropy(soft targets)", losses_module.CrossEntropy, probabilities=False, labels=False),
@@ -241,7 +297,8 @@ CASES: list[ParityCase] = [
     _optimizer_case("RMSprop(centered, momentum)", lambda: O.RMSprop(0.01, momentum=0.9, centered=True)),
     _optimizer_case("AdaGrad", lambda: O.AdaGrad(0.1, lr_decay=0.01)),
     _optimizer_case("AdaDelta", lambda: O.AdaDelta(1.0)),
-    _training_case(),
+    _training_case("mlp-200-steps", _mlp, _mlp_data, epochs=20, batch_size=32),
+    _training_case("cnn-9-steps", _cnn, _image_data, epochs=3, batch_size=16),
 ]
 
 

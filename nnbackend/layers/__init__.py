@@ -19,19 +19,26 @@ from .activations import (
     get_activation,
 )
 from .base import Layer
+from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .normalization import BatchNorm
+from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
 __all__ = [
     "ACTIVATIONS",
     "LAYERS",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
     "Dense",
     "Dropout",
     "Flatten",
     "Identity",
     "Layer",
     "LeakyReLU",
+    "MaxPool2D",
     "ReLU",
     "Sigmoid",
     "Softmax",
@@ -44,7 +51,10 @@ __all__ = [
 
 LAYERS: dict[str, type[Layer]] = {
     cls.__name__: cls
-    for cls in (Dense, Dropout, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh)
+    for cls in (
+        AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D, ReLU, Sigmoid,
+        Softmax, Softplus, Tanh,
+    )
 }
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "activation_config",
     "get_activation",
 ]
 
@@ -174,3 +175,11 @@ def activation_name(layer: Layer | None) -> str | None:
         if type(layer) is cls:
             return name
     raise ValueError(f"{type(layer).__name__} is not a registered activation")
+
+
+def activation_config(layer: Layer | None) -> str | dict[str, Any] | None:
+    """A fused activation as a layer config stores it: its name, or ``{"type": ..., **args}`` when it
+    has arguments (a LeakyReLU's slope). :func:`get_activation` and ``layer_from_config`` invert it."""
+    if layer is not None and layer.get_config():
+        return {"type": type(layer).__name__, **layer.get_config()}
+    return activation_name(layer)

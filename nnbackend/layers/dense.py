@@ -6,7 +6,7 @@ from typing import Any
 
 from ..backend import Backend, namespace_of
 from ..random import Streams
-from .activations import activation_name, get_activation
+from .activations import activation_config, activation_name, get_activation
 from .base import Layer, Shape
 from .init import INITIALIZERS, initialize
 
@@ -50,15 +50,10 @@ class Dense(Layer):
         self.init = init
 
     def get_config(self) -> dict[str, Any]:
-        act = self.activation
-        if act is not None and act.get_config():
-            act_config: Any = {"type": type(act).__name__, **act.get_config()}
-        else:
-            act_config = activation_name(act)
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
-            "activation": act_config,
+            "activation": activation_config(self.activation),
             "init": self.init,
         }
 
