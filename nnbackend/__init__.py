@@ -18,7 +18,7 @@ from .backend import (
 from .history import History
 from .io import CheckpointError, load_model, save_model
 from .model import Sequential
-from .training import Callback, EarlyStopping, Trainer, TrainingInterrupted
+from .training import Callback, EarlyStopping, LearningRateDecay, Trainer, TrainingInterrupted
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "CheckpointError",
     "EarlyStopping",
     "History",
+    "LearningRateDecay",
     "Sequential",
     "Trainer",
     "TrainingInterrupted",

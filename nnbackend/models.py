@@ -19,6 +19,7 @@ def cnn(
     hidden: int = 128,
     dropout: float = 0.25,
     batchnorm: bool = True,
+    output_activation: str | None = None,
     backend: str | Backend | None = None,
     dtype: str | None = None,
     seed: int | None = 0,
@@ -38,6 +39,8 @@ def cnn(
         hidden: width of the hidden Dense layer. Defaults to ``128``.
         dropout: dropout rate before the last layer; ``0`` for none. Defaults to ``0.25``.
         batchnorm: put a BatchNorm after each convolution. Defaults to ``True``.
+        output_activation: an activation for the last layer (``"softmax"`` for a probability loss).
+            Defaults to ``None``: raw scores.
         backend, dtype, seed: as for :class:`~nnbackend.Sequential`.
 
     Shapes: inputs (batch, *input_shape) → logits (batch, n_classes). The default on (1, 28, 28) has
@@ -56,7 +59,7 @@ def cnn(
     layers += [Flatten(), Dense(None, hidden, "relu")]
     if dropout:
         layers.append(Dropout(dropout))
-    layers.append(Dense(hidden, n_classes))
+    layers.append(Dense(hidden, n_classes, output_activation))
     return Sequential(layers, input_shape=tuple(input_shape), backend=backend, dtype=dtype, seed=seed)
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__
+from . import __version__, models
 from .backend import Backend, get_backend, to_numpy
 from .data import DataError, load, official_split, paper_split, subset
 from .history import History
@@ -42,7 +42,7 @@ from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE
 from .metrics import ClassificationReport, classification_report
 from .model import Sequential
 from .optimizers import Optimizer, get_optimizer
-from .training import Callback, EarlyStopping, Trainer
+from .training import Callback, EarlyStopping, LearningRateDecay, Trainer
 
 __all__ = ["LOSS_CHOICES", "RunConfig", "RunResult", "evaluate_model", "load_split", "train_run"]
 
@@ -69,6 +69,7 @@ LOSS_CHOICES: dict[str, LossChoice] = {
 }
 
 SPLITS = ("paper", "official")
+MODELS = ("mlp", "cnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,8 @@ class RunConfig:
             train as validation).
         split_seed: the seed of the split's shuffle (the paper's 42).
         subset: ``(train, val, test)`` sample counts taken from the start of each part; ``None``: all.
+        model: ``"mlp"`` (Dense layers of ``layers`` with ``activation``) or ``"cnn"``
+            (:func:`nnbackend.models.cnn`, which ignores ``layers`` and ``activation``).
         layers: hidden layer sizes; the output layer (one unit per class) is added.
         activation: the hidden layers' activation.
         loss: a key of :data:`LOSS_CHOICES`.
@@ -89,6 +92,8 @@ class RunConfig:
         lr: the learning rate; ``None``: the optimizer's default.
         hyperparameters: other optimizer arguments (``{"momentum": 0.9}``).
         epochs, batch_size, eval_every: as :meth:`nnbackend.Trainer.fit` (``batch_size`` ``None``: full batch).
+        lr_factor: multiply the learning rate by this after every epoch (:class:`nnbackend.LearningRateDecay`);
+            ``1``: a constant rate.
         early_stopping: the patience in evaluations, or ``None`` for none; ``min_delta`` its threshold.
         backend, dtype, seed: where to run, the float dtype, and the seed of weights and batch order.
     """
@@ -98,6 +103,7 @@ class RunConfig:
     split: str = "paper"
     split_seed: int = 42
     subset: tuple[int, int, int] | None = None
+    model: str = "mlp"
     layers: tuple[int, ...] = (128,)
     activation: str = "relu"
     loss: str = "cross_entropy"
@@ -106,6 +112,7 @@ class RunConfig:
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs: int = 10
     batch_size: int | None = 64
+    lr_factor: float = 1.0
     eval_every: int = 1
     early_stopping: int | None = None
     min_delta: float = 0.0
@@ -118,6 +125,10 @@ class RunConfig:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSS_CHOICES)}")
         if self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; choose one of {', '.join(SPLITS)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if not 0 < self.lr_factor <= 1:
+            raise ValueError(f"the learning-rate factor must be in (0, 1], got {self.lr_factor!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -149,12 +160,16 @@ def load_split(config: RunConfig, *, flatten: bool = True) -> Any:
     return split if config.subset is None else subset(split, *config.subset)
 
 
-def build_model(config: RunConfig, n_inputs: int, n_classes: int, backend: Backend) -> Sequential:
-    """Hidden Dense layers of ``config.layers`` with ``config.activation``, then the output layer the
-    loss needs (linear scores, or a Softmax for the paper's loss and MSE)."""
+def build_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int, backend: Backend) -> Sequential:
+    """The run's network for per-sample ``input_shape``, ending in the output the loss needs (raw scores,
+    or a Softmax for the paper's loss and MSE): ``models.cnn``, or hidden Dense layers of
+    ``config.layers`` with ``config.activation``."""
+    output = LOSS_CHOICES[config.loss].output_activation
+    if config.model == "cnn":
+        return models.cnn(input_shape, n_classes, output_activation=output, backend=backend, seed=config.seed)
     layers_config = [{"units": units, "activation": config.activation} for units in config.layers]
-    layers_config.append({"units": n_classes, "activation": LOSS_CHOICES[config.loss].output_activation})
-    return Sequential.from_layers_config(layers_config, input_size=n_inputs, backend=backend, seed=config.seed)
+    layers_config.append({"units": n_classes, "activation": output})
+    return Sequential.from_layers_config(layers_config, input_shape=input_shape, backend=backend, seed=config.seed)
 
 
 def make_optimizer(config: RunConfig) -> Optimizer:
@@ -268,9 +283,9 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
     started = time.perf_counter()
     backend = get_backend(config.backend, dtype=config.dtype)
     say(f"backend: {backend.describe()}" + (f" ({backend.note})" if backend.note else ""))
-    split = load_split(config)
+    split = load_split(config, flatten=config.model == "mlp")
     say(split.summary())
-    model = build_model(config, split.x_train.shape[1], split.n_classes, backend)
+    model = build_model(config, tuple(split.x_train.shape[1:]), split.n_classes, backend)
     say(model.summary())
     loss = LOSS_CHOICES[config.loss].make()
     optimizer = make_optimizer(config)
@@ -293,6 +308,9 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
 
     extra = {name: l for name, l in reported_losses(model, config.loss).items() if name != config.loss}
     tracker = ValidationLosses(split.x_val, split.y_val, extra)
+    callbacks: list[Callback] = [tracker] if extra else []
+    if config.lr_factor != 1:
+        callbacks.append(LearningRateDecay(config.lr_factor))
     trainer = Trainer(model, loss, optimizer)
     stopper = (EarlyStopping(patience=config.early_stopping, min_delta=config.min_delta)
                if config.early_stopping else None)
@@ -300,7 +318,7 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
     history = trainer.fit(split.x_train, split.y_train, validation=(split.x_val, split.y_val),
                           epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                           eval_every=config.eval_every, early_stopping=stopper,
-                          callbacks=[tracker] if extra else [], verbose=verbose,
+                          callbacks=callbacks, verbose=verbose,
                           checkpoint=folder / "checkpoint.npz", checkpoint_every=config.eval_every,
                           resume=resume)
     fit_time = time.perf_counter() - fit_start
@@ -347,8 +365,8 @@ def _figures(folder: Path, history: History, report: ClassificationReport, confi
     from . import plots
 
     try:
-        plots.plot_history(history, folder / "curves.png",
-                           title=f"{config.data}: {config.optimizer} lr {config.lr}, hidden {list(config.layers)}")
+        shape = "cnn" if config.model == "cnn" else f"hidden {list(config.layers)}"
+        plots.plot_history(history, folder / "curves.png", title=f"{config.data}: {config.optimizer} lr {config.lr}, {shape}")
         plots.plot_confusion_matrix(report.confusion, report.class_names, folder / "confusion.png",
                                     title=f"{config.data}: test confusion matrix")
     except ImportError as exc:
@@ -372,7 +390,10 @@ def run_report(record: dict[str, Any], metrics: dict[str, Any], report: Classifi
         lines += ["```", " ".join(record["command"]), "```", ""]
     lines += [
         f"- data: {metrics['data']}",
-        f"- model: hidden {config['layers'] or 'none'} ({config['activation']}), loss {config['loss']}",
+        f"- model: " + ("models.cnn()" if config.get("model") == "cnn"
+                        else f"hidden {config['layers'] or 'none'} ({config['activation']})")
+        + f", loss {config['loss']}" + (f", learning rate x{config['lr_factor']:g} per epoch"
+                                         if config.get("lr_factor", 1) != 1 else ""),
         f"- training: {config['epochs']} epochs, batch {config['batch_size'] or 'full'}, "
         f"evaluation every {config['eval_every']}",
         f"- backend: {record['environment']['backend']}",

@@ -23,7 +23,7 @@ from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
 from .random import generator
 
-__all__ = ["Callback", "EarlyStopping", "Trainer", "TrainingInterrupted"]
+__all__ = ["Callback", "EarlyStopping", "LearningRateDecay", "Trainer", "TrainingInterrupted"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -43,6 +43,25 @@ class Callback:
 
     def on_fit_end(self, trainer: Trainer) -> None:
         """Called once when training ends, however it ends."""
+
+
+class LearningRateDecay(Callback):
+    """Multiply the optimizer's learning rate by ``factor`` after every epoch (exponential decay).
+
+    The learning rate lives on the optimizer, so checkpoints keep the decayed value and a resumed run
+    continues the schedule exactly.
+
+    Args:
+        factor: the multiplier, in (0, 1]. ``0.8`` shrinks the rate to about 11% over 10 epochs.
+    """
+
+    def __init__(self, factor: float) -> None:
+        if not 0 < factor <= 1:
+            raise ValueError(f"the learning-rate factor must be in (0, 1], got {factor!r}")
+        self.factor = float(factor)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        trainer.optimizer.lr *= self.factor
 
 
 @dataclasses.dataclass

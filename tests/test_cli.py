@@ -303,7 +303,7 @@ MISTAKES = {
     "incomplete data folder": (["train", "--data", "mnist", "--data-dir", "{data}", "--out", "{tmp}/run"], 1),
     "missing run folder": (["evaluate", "{tmp}/no-such-run"], 1),
     "not a model file": (["evaluate", "{tmp}/junk.npz", "--data", "mnist-sample"], 1),
-    "unknown table": (["reproduce", "--tables", "9"], 2),
+    "unknown table": (["reproduce", "--tables", "10"], 2),
     "unknown parity backend": (["parity", "--backends", "numpy,tpu"], 2),
     "unknown parity dtype": (["parity", "--dtypes", "float16"], 2),
 }
@@ -337,3 +337,27 @@ def test_python_dash_m_nnbackend_runs_the_command_line():
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("nnbackend: error: argument --batch-size")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_train_a_cnn_and_evaluate_it(tmp_path):
+    out = tmp_path / "cnn"
+    code, text = run_cli("train", "--model", "cnn", "--epochs", "2", "--subset", "300,100,100", "--batch-size", "50",
+                         "--lr-factor", "0.5", "--backend", "numpy", "--quiet", "--out", out)
+    assert code == 0, text
+    assert "Conv2D" in text and "MaxPool2D" in text and "BatchNorm" in text
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["model"] == "cnn" and record["model"]["input_shape"] == [1, 28, 28]
+    assert record["optimizer"]["lr"] == 0.001
+    assert nb.load_model(out / "checkpoint.npz").input_shape == (1, 28, 28)
+    metrics = json.loads((out / "metrics.json").read_text())
+    code, text = run_cli("evaluate", out)
+    assert code == 0 and f"{metrics['test']['accuracy']:.4f}" in text
+
+
+def test_the_cnn_table_trains_with_its_own_recipe(tmp_path):
+    full = {run.key: run for run in plan([9], paper.FULL, tmp_path)}
+    mnist = full["mnist-cnn-adam-lr0.001"].config
+    assert (mnist.model, mnist.epochs, mnist.batch_size, mnist.lr_factor, mnist.loss) == (
+        "cnn", 10, 128, 0.8, "cross_entropy")
+    quick = plan([9], dataclasses.replace(paper.QUICK, epochs=1), tmp_path)[0].config
+    assert quick.epochs == 1 and quick.subset == paper.CNN_QUICK.subset

@@ -137,3 +137,12 @@ def test_a_softmax_model_with_a_logits_loss_is_refused():
         nb.Trainer(model, nb.losses.CrossEntropy())
     nb.Trainer(model, nb.losses.CrossEntropy(from_logits=False))
     nb.Trainer(model, nb.losses.BinaryCrossEntropy())
+
+
+def test_learning_rate_decay_multiplies_after_every_epoch():
+    x, y = blobs()
+    trainer = nb.Trainer(mlp(), optimizer=O.Adam(0.01))
+    trainer.fit(x, y, epochs=3, batch_size=100, verbose=0, callbacks=[nb.LearningRateDecay(0.5)])
+    assert trainer.optimizer.lr == pytest.approx(0.01 * 0.5**3)
+    with pytest.raises(ValueError, match=r"factor must be in \(0, 1\]"):
+        nb.LearningRateDecay(1.5)

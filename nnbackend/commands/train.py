@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..optimizers import OPTIMIZERS
-from ..runs import LOSS_CHOICES, RunConfig, train_run
+from ..runs import LOSS_CHOICES, MODELS, RunConfig, train_run
 from ..training import TrainingInterrupted
 from ..layers import ACTIVATIONS
 from . import options
@@ -22,6 +22,7 @@ examples:
   nnbackend train --data fashion-mnist --loss paper --optimizer gd --lr 0.1 --batch-size full \\
                   --epochs 260 --eval-every 20 --out runs/fashion-gd
   nnbackend train --optimizer gd --lr 0.05 --momentum 0.9 --nesterov --early-stopping 3
+  nnbackend train --data mnist --model cnn --batch-size 128 --lr 0.001 --lr-factor 0.8 --epochs 10
 """
 
 # Optimizer hyperparameter options: option dest -> constructor argument.
@@ -41,8 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     options.add_data_options(parser, default="mnist-sample")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--layers", type=options.hidden_layers, default=(128,), metavar="SIZES",
-                       help="hidden layer sizes, e.g. 512,256; '' for none (default: 128)")
+    model.add_argument("--model", choices=MODELS, default="mlp",
+                       help="mlp: Dense layers (--layers, --activation); cnn: nnbackend.models.cnn(), two 3x3 "
+                       "conv blocks with BatchNorm and max-pooling, a Dense 128 head (default: mlp)")
+    model.add_argument("--layers", type=options.hidden_layers, default=None, metavar="SIZES",
+                       help="mlp: hidden layer sizes, e.g. 512,256; '' for none (default: 128)")
     model.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
                        help="the hidden layers' activation (default: relu)")
     model.add_argument("--loss", choices=list(LOSS_CHOICES), default="cross_entropy",
@@ -71,6 +75,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--epochs", type=options.positive_int, default=10, help="(default: 10)")
     fit.add_argument("--batch-size", type=options.batch_size, default=64, metavar="N|full",
                      help="samples per step, or full for plain gradient descent (default: 64)")
+    fit.add_argument("--lr-factor", type=options.positive_float, default=1.0, metavar="F",
+                     help="multiply the learning rate by F (in (0, 1]) after every epoch (default: 1, constant)")
     fit.add_argument("--eval-every", type=options.positive_int, default=1, metavar="N",
                      help="evaluate on the validation part every N epochs and after the last (default: 1)")
     fit.add_argument("--early-stopping", type=options.positive_int, metavar="PATIENCE",
@@ -106,10 +112,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         hyperparameters[name] = list(value) if isinstance(value, tuple) else value
     if args.min_delta and not args.early_stopping:
         args.parser.error("--min-delta needs --early-stopping PATIENCE")
+    if args.model == "cnn" and args.layers is not None:
+        args.parser.error("--layers applies to --model mlp; the cnn's layers are fixed (nnbackend.models.cnn)")
+    if args.lr_factor > 1:
+        args.parser.error(f"--lr-factor must be in (0, 1], got {args.lr_factor:g}")
     return RunConfig(
         data=args.data, data_dir=args.data_dir, split=args.split or "paper", subset=args.subset,
-        layers=args.layers, activation=args.activation, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
-        hyperparameters=hyperparameters, epochs=args.epochs, batch_size=args.batch_size,
+        model=args.model, layers=(128,) if args.layers is None else args.layers, activation=args.activation,
+        loss=args.loss, optimizer=args.optimizer, lr=args.lr,
+        hyperparameters=hyperparameters, epochs=args.epochs, batch_size=args.batch_size, lr_factor=args.lr_factor,
         eval_every=args.eval_every, early_stopping=args.early_stopping, min_delta=args.min_delta,
         backend=options.requested_backend(args.backend), dtype=args.dtype, seed=args.seed,
     )
