@@ -13,7 +13,11 @@ from .layers.activations import Softmax
 from .layers.base import Shape
 from .random import Streams
 
-__all__ = ["Sequential"]
+__all__ = ["PREDICT_BATCH_SIZE", "Sequential"]
+
+#: Rows per forward pass when predicting or evaluating: bounds the memory of activations (a CNN's
+#: im2col buffers for 1,024 MNIST images are about 250 MB).
+PREDICT_BATCH_SIZE = 1024
 
 
 class Sequential:
@@ -156,7 +160,7 @@ class Sequential:
     def training(self) -> bool:
         return self.layers[0].training
 
-    def predict(self, x: Any, *, batch_size: int | None = 8192) -> np.ndarray:
+    def predict(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Model outputs for ``x`` (host NumPy or arrays on the model's device), as a host NumPy array.
 
         Runs in eval mode in chunks of ``batch_size`` rows (``None``: all at once); the model's mode is
@@ -164,7 +168,7 @@ class Sequential:
         """
         return to_numpy(self.predict_on_device(x, batch_size=batch_size))
 
-    def predict_on_device(self, x: Any, *, batch_size: int | None = 8192) -> Any:
+    def predict_on_device(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> Any:
         """Like :meth:`predict`, but the outputs stay on the model's device."""
         x = self._check_input(x)
         xp = self.backend.xp
@@ -181,7 +185,7 @@ class Sequential:
             if was_training:
                 self.train()
 
-    def predict_classes(self, x: Any, *, batch_size: int | None = 8192) -> np.ndarray:
+    def predict_classes(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Predicted class indices (N,) int64 on the host: the arg-max of the outputs."""
         out = self.predict_on_device(x, batch_size=batch_size)
         return to_numpy(namespace_of(out).argmax(out, axis=1)).astype(np.int64)
@@ -226,6 +230,18 @@ class Sequential:
             else:
                 layer, key = slots[name]
             layer.params[key] = value
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of every parameter and buffer, by name, for :meth:`restore` (stays on the device)."""
+        return {name: self.backend.xp.asarray(value, copy=True)
+                for name, value in {**self.parameters(), **self.buffers()}.items()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Put back the parameters and buffers of :meth:`snapshot` (arrays on this model's device)."""
+        self.set_parameters({k: v for k, v in snapshot.items() if k in self.parameters()}, check=False)
+        for i, layer in enumerate(self.layers):
+            for key in layer.buffers:
+                layer.buffers[key] = snapshot[f"{i}.{key}"]
 
     def buffers(self) -> dict[str, Any]:
         """Non-trainable state arrays by name (e.g. running statistics), named like parameters."""

@@ -18,7 +18,7 @@ from .backend import namespace_of
 from .checkpoint import Position, load_checkpoint, save_checkpoint
 from .history import History
 from .losses import Loss, get_loss
-from .model import Sequential
+from .model import PREDICT_BATCH_SIZE, Sequential
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
 from .random import generator
@@ -193,7 +193,7 @@ class Trainer:
             verbose: ``0`` silent, ``1`` progress bar and evaluation lines, ``2`` a line per epoch.
 
         A NaN or infinite training loss stops the run: ``History.diverged_epoch`` records the epoch and
-        the model keeps the parameters it had at the start of that epoch (the last finite ones).
+        the model keeps the parameters and buffers it had at the start of that epoch (the last finite ones).
 
         Ctrl-C (or :meth:`interrupt`) finishes the current step, writes the checkpoint and raises
         :class:`TrainingInterrupted`, whose message says how to resume.
@@ -247,7 +247,7 @@ class Trainer:
             try:
                 while position.epoch <= epochs and not history.diverged and history.stopped_epoch is None:
                     epoch = position.epoch
-                    last_finite = model.parameters()  # the optimizer replaces arrays: references suffice
+                    last_finite = model.snapshot()
                     if position.begin == 0 and position.order is None:  # a resumed epoch keeps its order
                         position.order = rng.permutation(n) if shuffle and batch_size < n else None
                     if not self._train_epoch((xd, td, ld), batch_size, position, progress):
@@ -262,7 +262,7 @@ class Trainer:
                     position = Position(epoch + 1)
                     if not math.isfinite(logs["loss"]):
                         history.diverged_epoch = epoch
-                        model.set_parameters(last_finite, check=False)
+                        model.restore(last_finite)
                         progress.message(
                             f"epoch {epoch}: the training loss became {logs['loss']} - the run diverged "
                             f"(try a smaller learning rate); keeping the parameters from before epoch {epoch}"
@@ -292,7 +292,7 @@ class Trainer:
         if monitor is not None:
             history.best_epoch = monitor.best_epoch
             if early_stopping.restore_best and monitor.best_params is not None and not history.diverged:
-                model.set_parameters(monitor.best_params, check=False)
+                model.restore(monitor.best_params)
         return history
 
     def interrupt(self) -> None:
@@ -338,7 +338,7 @@ class Trainer:
         return True
 
     # -- evaluation -----------------------------------------------------------------------------
-    def _evaluate(self, x: Any, targets: Any, labels: Any, batch_size: int = 8192) -> tuple[float, float | None]:
+    def _evaluate(self, x: Any, targets: Any, labels: Any, batch_size: int = PREDICT_BATCH_SIZE) -> tuple[float, float | None]:
         model, xp = self.model, self.model.backend.xp
         was_training = model.training
         model.eval()
@@ -358,12 +358,12 @@ class Trainer:
                 model.train()
         return float(loss_sum) / n, (int(correct) / n if labels is not None else None)
 
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 8192) -> dict[str, float | None]:
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = PREDICT_BATCH_SIZE) -> dict[str, float | None]:
         """Loss and accuracy of the model on ``(x, y)`` in eval mode: ``{"loss": ..., "accuracy": ...}``."""
         loss, accuracy = self._evaluate(*self._prepare(x, y, "evaluation"), batch_size=batch_size)
         return {"loss": loss, "accuracy": accuracy}
 
-    def predict(self, x: Any, *, batch_size: int = 8192) -> np.ndarray:
+    def predict(self, x: Any, *, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Predicted class labels (N,) int64 on the host."""
         return self.model.predict_classes(x, batch_size=batch_size)
 
@@ -396,7 +396,7 @@ class _Monitor:
         sign = 1.0 if self.config.higher_is_better else -1.0
         if self.best is None or sign * (value - self.best) > self.config.min_delta:
             self.best, self.best_epoch, self.waited = value, epoch, 0
-            self.best_params = model.parameters()
+            self.best_params = model.snapshot()
             return False
         self.waited += 1
         self.stopped = self.waited >= self.config.patience

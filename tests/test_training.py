@@ -77,7 +77,8 @@ def test_early_stopping_stops_and_restores_the_best_parameters():
     x, y = blobs(n=60)
     rng = np.random.default_rng(3)
     noise_x, noise_y = rng.standard_normal((200, 8)).astype(np.float32), rng.integers(0, 3, 200)
-    model = nb.Sequential([L.Dense(8, 64, "relu"), L.Dense(64, 3)], backend="numpy", seed=0)
+    # BatchNorm's running statistics are buffers: restoring the best epoch must restore them too.
+    model = nb.Sequential([L.Dense(8, 64, "relu"), L.BatchNorm(64), L.Dense(64, 3)], backend="numpy", seed=0)
     trainer = nb.Trainer(model, optimizer=O.Adam(0.05))
     history = trainer.fit(noise_x, noise_y, validation=(x, y), epochs=200, batch_size=20, verbose=0,
                           early_stopping=nb.EarlyStopping(patience=3, min_delta=1e-4))
