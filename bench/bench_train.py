@@ -1,0 +1,866 @@
+#!/usr/bin/env python
+"""Training speed of nnbackend against its peers and against the matrix-product floor, on MNIST.
+
+Rows are networks x batch sizes (``512-256/128``: hidden layers 512 and 256, batch 128; ``full``: the
+whole training set in one step); columns are contenders:
+
+    numpy             nnbackend on NumPy (its Trainer.fit, as a user runs it)
+    torch_backend     nnbackend on PyTorch tensors (proof that the engine is generic; cpu or cuda)
+    array_api_strict  nnbackend on array_api_strict (slow, conformance only)
+    cupy              nnbackend on CuPy (needs a CUDA device)
+    pytorch           the same network in PyTorch eager (torch.nn + torch.optim.Adam), same threads
+    torch_cuda        pytorch on the CUDA device
+    jax               the same network in JAX with a jit-compiled step (jax.numpy only, Adam by hand)
+    floor             only the matrix products one epoch needs, with the same BLAS (8 per step for
+                      two hidden layers, 5 for one: nobody needs the gradient w.r.t. the images)
+
+Every contender starts from the same initial weights (nnbackend's, seed 0), sees the batches in the
+same order (nnbackend's shuffle stream) and computes the training loss and accuracy on the device,
+so all of them do the same work. Each contender runs in its own worker process (so its peak memory is
+its own); the parent interleaves their epochs round-robin, rotating the order each round, so machine
+drift hits all of them alike. Ratios are paired: per round, contender time / peer time, then the
+median over rounds.
+
+Figures per row and contender: median seconds per epoch (after a warm-up epoch), the paired ratio to
+the fastest peer (PyTorch or JAX) and to the floor, and the worker's peak resident memory (VmHWM from
+/proc/self/status; the resident memory after imports and loading the data is reported beside it).
+Then the wall time to 97% validation accuracy (512-256, batch 128, evaluated every epoch on the
+7,000 validation images), same interleaving.
+
+Usage (from the repository root)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_train.py
+    python bench/bench_train.py --quick
+    python bench/bench_train.py --rows 512-256/128,128/full --contenders numpy,pytorch,floor
+    python bench/bench_train.py --device cuda --contenders cupy,torch_cuda,jax,floor
+
+Writes the table to stdout, JSON to ``bench/results/bench_train-<date>.json`` and (for full runs)
+the table into ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+CPU_ROWS = ("512-256/128", "128/128", "512-256/full", "128/full")
+CUDA_ROWS = ("512-256/128", "512-256/full", "4096-4096/1024", "4096-4096/full")
+QUICK_ROWS = ("128/128", "128/full")
+CPU_CONTENDERS = ("numpy", "torch_backend", "pytorch", "jax", "floor")
+CUDA_CONTENDERS = ("cupy", "torch_cuda", "jax", "floor")
+ALL_CONTENDERS = ("numpy", "torch_backend", "array_api_strict", "cupy", "pytorch", "torch_cuda", "jax", "floor")
+PEERS = ("pytorch", "torch_cuda", "jax")
+NNBACKEND = ("numpy", "torch_backend", "array_api_strict", "cupy")
+T97_ROW = "512-256/128"
+LR = 0.001
+SEED = 0
+README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+# -- rows -------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """A network (hidden widths) and a batch size (``None``: the full training set)."""
+
+    name: str
+    hidden: tuple[int, ...]
+    batch: int | None
+
+    @classmethod
+    def parse(cls, name: str) -> Row:
+        net, _, batch = name.partition("/")
+        try:
+            hidden = tuple(int(h) for h in net.split("-") if h)
+            size = None if batch in ("full", "") else int(batch)
+        except ValueError:
+            raise SystemExit(f"bad row {name!r}: write HIDDEN-HIDDEN/BATCH, e.g. 512-256/128 or 128/full") from None
+        return cls(name, hidden, size)
+
+    def dims(self, features: int, classes: int) -> list[int]:
+        return [features, *self.hidden, classes]
+
+    def batches(self, n: int) -> list[int]:
+        """The batch sizes of one epoch over ``n`` samples (the last one may be short)."""
+        size = n if self.batch is None else min(self.batch, n)
+        return [min(size, n - begin) for begin in range(0, n, size)]
+
+
+# -- worker side ------------------------------------------------------------------------------------
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory of this process in MiB (``VmHWM``: the peak so far)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Channel:
+    """The worker's line protocol: JSON lines to the parent on the original stdout, commands on stdin.
+
+    Anything a library prints goes to stderr instead, so it cannot corrupt the protocol.
+    """
+
+    def __init__(self) -> None:
+        self.out = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+
+    def send(self, **message: Any) -> None:
+        self.out.write(json.dumps(message) + "\n")
+        self.out.flush()
+
+    def wait(self) -> str:
+        line = sys.stdin.readline()
+        return line.strip() or "quit"
+
+
+def load_arrays(data_dir: str) -> dict[str, Any]:
+    import numpy as np
+
+    return {name: np.load(Path(data_dir) / f"{name}.npy") for name in ("x_train", "y_train", "x_val", "y_val")}
+
+
+def initial_weights(row: Row, features: int, classes: int) -> list[tuple[Any, Any]]:
+    """nnbackend's initial (weight (in, out), bias) pairs for the row, float32 host arrays (seed 0)."""
+    import nnbackend as nb
+
+    dims = row.dims(features, classes)
+    layers = [nb.layers.Dense(a, b, "relu" if i < len(dims) - 2 else None)
+              for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))]
+    state = nb.Sequential(layers, backend="numpy", seed=SEED).state_dict()
+    return [(state[f"{i}.weight"], state[f"{i}.bias"]) for i in range(len(layers))]
+
+
+def orders(n: int, batch: int | None):
+    """The batch order of each epoch, as nnbackend's Trainer draws it (None: stored order)."""
+    from nnbackend.random import generator
+
+    rng = generator(SEED, "shuffle")
+    while True:
+        yield rng.permutation(n) if batch is not None and batch < n else None
+
+
+class NnbackendRun:
+    """nnbackend's own Trainer.fit, paused between epochs by a callback that talks to the parent."""
+
+    def __init__(self, spec: dict[str, Any], data: dict[str, Any]) -> None:
+        import nnbackend as nb
+
+        name, device = spec["contender"], spec["device"]
+        backend = {
+            "numpy": lambda: nb.get_backend("numpy"),
+            "torch_backend": lambda: nb.get_backend("torch", device=device),
+            "array_api_strict": lambda: nb.get_backend("array_api_strict"),
+            "cupy": lambda: nb.get_backend("cupy"),
+        }[name]()
+        if backend.name == "torch":
+            import torch
+
+            torch.set_num_threads(spec["threads"])
+        self.nb, self.backend, self.data, self.spec = nb, backend, data, spec
+        self.row = Row.parse(spec["row"])
+        features, classes = data["x_train"].shape[1], int(data["y_train"].max()) + 1
+        dims = self.row.dims(features, classes)
+        layers = [nb.layers.Dense(a, b, "relu" if i < len(dims) - 2 else None)
+                  for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))]
+        self.model = nb.Sequential(layers, backend=backend, seed=SEED)
+        self.trainer = nb.Trainer(self.model, nb.losses.CrossEntropy(), nb.optimizers.Adam(LR))
+
+    def run(self, channel: Channel) -> None:
+        nb, data, spec = self.nb, self.data, self.spec
+        outer = self
+
+        class Pause(nb.Callback):
+            def on_epoch_end(self, trainer, epoch, logs):
+                seconds = time.perf_counter() - outer.resumed
+                channel.send(epoch=epoch, time=seconds, loss=logs["loss"], accuracy=logs["accuracy"],
+                             val_accuracy=logs.get("val_accuracy"))
+                command = channel.wait()
+                outer.resumed = time.perf_counter()
+                return command != "epoch"
+
+        validation = (data["x_val"], data["y_val"]) if spec["validate"] else None
+        if channel.wait() != "epoch":
+            return
+        self.resumed = time.perf_counter()
+        self.trainer.fit(data["x_train"], data["y_train"], validation=validation, epochs=100_000,
+                         batch_size=self.row.batch, seed=SEED, eval_every=1, callbacks=[Pause()], verbose=0)
+
+    def device_peak_mb(self) -> float | None:
+        return device_peak_mb(self.backend.name, self.backend.device)
+
+
+def device_peak_mb(library: str, device: Any) -> float | None:
+    """Peak device memory where the library tracks it (CUDA only)."""
+    try:
+        if library == "torch" and str(device).startswith("cuda"):
+            import torch
+
+            return torch.cuda.max_memory_allocated() / 2**20
+        if library == "cupy":
+            import cupy
+
+            return cupy.get_default_memory_pool().total_bytes() / 2**20  # the pool keeps the peak's blocks
+        if library == "jax":
+            import jax
+
+            stats = jax.devices()[0].memory_stats() or {}
+            return stats.get("peak_bytes_in_use", 0) / 2**20 or None
+    except Exception:  # noqa: BLE001 - memory figures are informative only
+        return None
+    return None
+
+
+class LoopRun:
+    """A contender with its own loop: ``epoch()`` trains one epoch, ``evaluate()`` gives val accuracy."""
+
+    library = ""
+    device: Any = None
+
+    def run(self, channel: Channel) -> None:
+        epoch = 0
+        while channel.wait() == "epoch":
+            epoch += 1
+            start = time.perf_counter()
+            logs = self.epoch()
+            if self.validate:
+                logs["val_accuracy"] = self.evaluate()
+            channel.send(epoch=epoch, time=time.perf_counter() - start, **logs)
+
+    def device_peak_mb(self) -> float | None:
+        return device_peak_mb(self.library, self.device)
+
+
+class TorchRun(LoopRun):
+    """PyTorch eager: nn.Sequential, F.cross_entropy, torch.optim.Adam (default implementation)."""
+
+    library = "torch"
+
+    def __init__(self, spec: dict[str, Any], data: dict[str, Any]) -> None:
+        import numpy as np
+        import torch
+
+        torch.set_num_threads(spec["threads"])
+        device = "cuda" if spec["contender"] == "torch_cuda" else spec["device"]
+        self.torch, self.device, self.validate = torch, torch.device(device), spec["validate"]
+        self.row = Row.parse(spec["row"])
+        x, y = data["x_train"], data["y_train"]
+        weights = initial_weights(self.row, x.shape[1], int(y.max()) + 1)
+        modules: list[Any] = []
+        for i, (w, b) in enumerate(weights):
+            linear = torch.nn.Linear(*w.shape)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+                linear.bias.copy_(torch.from_numpy(b))
+            modules += [linear] + ([torch.nn.ReLU()] if i < len(weights) - 1 else [])
+        self.model = torch.nn.Sequential(*modules).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
+        self.x, self.y = (torch.from_numpy(a).to(self.device) for a in (x, y))
+        self.xv, self.yv = (torch.from_numpy(a).to(self.device) for a in (data["x_val"], data["y_val"]))
+        self.orders = orders(x.shape[0], self.row.batch)
+
+    def epoch(self) -> dict[str, Any]:
+        torch, x, y, n = self.torch, self.x, self.y, self.x.shape[0]
+        order = next(self.orders)
+        idx = None if order is None else torch.from_numpy(order).to(self.device)
+        size = n if self.row.batch is None else self.row.batch
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.model.train()
+        for begin in range(0, n, size):
+            end = min(begin + size, n)
+            if idx is None:
+                xb, yb = (x, y) if size == n else (x[begin:end], y[begin:end])
+            else:
+                rows = idx[begin:end]
+                xb, yb = x.index_select(0, rows), y.index_select(0, rows)
+            out = self.model(xb)
+            loss = torch.nn.functional.cross_entropy(out, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * (end - begin)
+                correct += (out.argmax(1) == yb).sum()
+        return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
+
+    def evaluate(self) -> float:
+        torch = self.torch
+        self.model.eval()
+        correct = 0
+        with torch.no_grad():
+            for begin in range(0, self.xv.shape[0], 8192):
+                out = self.model(self.xv[begin:begin + 8192])
+                correct += int((out.argmax(1) == self.yv[begin:begin + 8192]).sum())
+        return correct / self.xv.shape[0]
+
+
+class JaxRun(LoopRun):
+    """JAX: the same network with a jit-compiled step (value_and_grad + Adam by hand, buffers donated)."""
+
+    library = "jax"
+
+    def __init__(self, spec: dict[str, Any], data: dict[str, Any]) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.jnp, self.validate = jax, jnp, spec["validate"]
+        self.device = jax.devices()[0]
+        if spec["device"] == "cuda" and self.device.platform != "gpu":
+            raise RuntimeError(f"JAX has no GPU here (its devices: {jax.devices()})")
+        self.row = Row.parse(spec["row"])
+        x, y = data["x_train"], data["y_train"]
+        weights = initial_weights(self.row, x.shape[1], int(y.max()) + 1)
+        self.params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
+        self.m = jax.tree_util.tree_map(jnp.zeros_like, self.params)
+        self.v = jax.tree_util.tree_map(jnp.zeros_like, self.params)
+        self.t = jnp.zeros((), jnp.float32)
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y.astype("int32"))
+        self.xv, self.yv = jnp.asarray(data["x_val"]), jnp.asarray(data["y_val"].astype("int32"))
+        self.orders = orders(x.shape[0], self.row.batch)
+        b1, b2, eps = 0.9, 0.999, 1e-8
+
+        def forward(params, xb):
+            h = xb
+            for w, b in params[:-1]:
+                h = jax.nn.relu(h @ w + b)
+            w, b = params[-1]
+            return h @ w + b
+
+        def loss_fn(params, xb, yb):
+            out = forward(params, xb)
+            logp = jax.nn.log_softmax(out)
+            return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1)), out
+
+        def step(params, m, v, t, xb, yb):
+            (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, xb, yb)
+            t = t + 1
+            m = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+            v = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
+            step_size = LR / (1 - b1**t)
+            root = jnp.sqrt(1 - b2**t)
+            params = jax.tree_util.tree_map(lambda p, m, v: p - step_size * m / (jnp.sqrt(v) / root + eps),
+                                            params, m, v)
+            correct = jnp.sum(jnp.argmax(out, axis=1) == yb)
+            return params, m, v, t, loss, correct
+
+        def gathered_step(params, m, v, t, x, y, idx):
+            return step(params, m, v, t, jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0))
+
+        self.step = jax.jit(step, donate_argnums=(0, 1, 2))
+        self.gathered_step = jax.jit(gathered_step, donate_argnums=(0, 1, 2))
+        self.predict = jax.jit(lambda params, xb: jnp.argmax(forward(params, xb), axis=1))
+
+    def epoch(self) -> dict[str, Any]:
+        jnp, n = self.jnp, self.x.shape[0]
+        order = next(self.orders)
+        size = n if self.row.batch is None else self.row.batch
+        idx_all = None if order is None else jnp.asarray(order.astype("int32"))
+        loss_sum, correct = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+        for begin in range(0, n, size):
+            end = min(begin + size, n)
+            if idx_all is None:
+                xb, yb = (self.x, self.y) if size == n else (self.x[begin:end], self.y[begin:end])
+                out = self.step(self.params, self.m, self.v, self.t, xb, yb)
+            else:
+                out = self.gathered_step(self.params, self.m, self.v, self.t, self.x, self.y, idx_all[begin:end])
+            self.params, self.m, self.v, self.t, loss, hits = out
+            loss_sum, correct = loss_sum + loss * (end - begin), correct + hits
+        return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
+
+    def evaluate(self) -> float:
+        correct = 0
+        for begin in range(0, self.xv.shape[0], 8192):
+            pred = self.predict(self.params, self.xv[begin:begin + 8192])
+            correct += int((pred == self.yv[begin:begin + 8192]).sum())
+        return correct / self.xv.shape[0]
+
+
+class FloorRun(LoopRun):
+    """Only the matrix products of an epoch, into preallocated outputs, with the contender's BLAS.
+
+    Per step: one product per layer forward; backward, ``x^T g`` for every layer's weight gradient and
+    ``g W^T`` for every layer but the first (the input images need no gradient).
+    """
+
+    def __init__(self, spec: dict[str, Any], data: dict[str, Any]) -> None:
+        import numpy as np
+
+        self.validate = False
+        self.row = Row.parse(spec["row"])
+        x, y = data["x_train"], data["y_train"]
+        self.n = x.shape[0]
+        dims = self.row.dims(x.shape[1], int(y.max()) + 1)
+        host = lambda *s: np.random.default_rng(0).random(s, dtype=np.float32)  # noqa: E731
+        if spec["device"] == "cuda":
+            try:
+                import cupy
+
+                self.library, self.device = "cupy", cupy.cuda.Device(0)
+                self.sync, matmul, rand = self.device.synchronize, cupy.matmul, lambda *s: cupy.asarray(host(*s))
+            except ImportError:
+                import torch
+
+                self.library, self.device = "torch", torch.device("cuda")
+                self.sync, matmul = torch.cuda.synchronize, torch.matmul
+                rand = lambda *s: torch.from_numpy(host(*s)).to(self.device)  # noqa: E731
+        else:
+            self.library, self.device, self.sync, matmul, rand = "numpy", "cpu", (lambda: None), np.matmul, host
+        self.matmul = matmul
+        self.plans: dict[int, list[tuple[Any, Any, Any]]] = {}
+        for size in set(self.row.batches(self.n)):
+            acts = [rand(size, d) for d in dims]          # layer inputs (and the output)
+            grads = [rand(size, d) for d in dims]         # gradients w.r.t. each of them
+            weights = [rand(a, b) for a, b in zip(dims[:-1], dims[1:])]
+            wgrads = [rand(a, b) for a, b in zip(dims[:-1], dims[1:])]
+            plan = [(acts[i], weights[i], acts[i + 1]) for i in range(len(weights))]
+            for i in reversed(range(len(weights))):
+                plan.append((acts[i].T, grads[i + 1], wgrads[i]))
+                if i > 0:
+                    plan.append((grads[i + 1], weights[i].T, grads[i]))
+            self.plans[size] = plan
+        self.products_per_step = len(next(iter(self.plans.values())))
+
+    def epoch(self) -> dict[str, Any]:
+        matmul = self.matmul
+        for size in self.row.batches(self.n):
+            for a, b, out in self.plans[size]:
+                matmul(a, b, out=out)
+        self.sync()
+        return {"loss": None, "accuracy": None, "products_per_step": self.products_per_step}
+
+
+def worker_main(spec: dict[str, Any]) -> None:
+    channel = Channel()
+    try:
+        data = load_arrays(spec["data_dir"])
+        base = rss_mb()
+        kind = spec["contender"]
+        if kind in NNBACKEND:
+            run: Any = NnbackendRun(spec, data)
+        elif kind in ("pytorch", "torch_cuda"):
+            run = TorchRun(spec, data)
+        elif kind == "jax":
+            run = JaxRun(spec, data)
+        elif kind == "floor":
+            run = FloorRun(spec, data)
+        else:
+            raise ValueError(f"unknown contender {kind!r}")
+    except Exception as exc:  # noqa: BLE001 - an unusable contender is reported, not fatal
+        channel.send(error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        return
+    channel.send(ready=True, base_rss_mb=base)
+    try:
+        run.run(channel)
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
+        channel.send(error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        return
+    channel.send(done=True, peak_rss_mb=rss_mb("VmHWM"), device_peak_mb=run.device_peak_mb())
+
+
+# -- parent side ------------------------------------------------------------------------------------
+class Worker:
+    """A contender's worker process for one row, driven epoch by epoch."""
+
+    def __init__(self, contender: str, row: Row, args: argparse.Namespace, data_dir: str, validate: bool,
+                 env: dict[str, str]) -> None:
+        self.contender, self.row = contender, row
+        spec = {"contender": contender, "row": row.name, "device": args.device, "threads": args.threads,
+                "data_dir": data_dir, "validate": validate}
+        env = dict(env)
+        if contender == "jax":
+            env.setdefault("JAX_PLATFORMS", "cuda" if args.device == "cuda" else "cpu")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if args.verbose else subprocess.DEVNULL,
+            text=True, env=env, cwd=str(REPO),
+        )
+        self.epochs: list[dict[str, Any]] = []
+        self.error: str | None = None
+        self.failed = False  # an error after a successful start: a bug, not an unusable library
+        self.final: dict[str, Any] = {}
+        message = self._read()
+        self.base_rss_mb = message.get("base_rss_mb")
+        if "error" in message:
+            self.error = message["error"]
+
+    def _read(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            return {"error": f"worker exited (code {self.proc.wait()}) without a reply; rerun with --verbose"}
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None and not self.final
+
+    def epoch(self) -> dict[str, Any] | None:
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        message = self._read()
+        if "error" in message:
+            self.error, self.failed = message["error"], True
+            return None
+        self.epochs.append(message)
+        return message
+
+    def finish(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                if self.error is None and not self.final:
+                    message = self._read()
+                    if "error" in message:
+                        self.error, self.failed = message["error"], True
+                    else:
+                        self.final = message
+            except (BrokenPipeError, OSError):
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def interleave(workers: list[Worker], rounds: int, pause: float, stop=None) -> None:
+    """Run ``rounds`` epochs of every live worker, rotating who goes first each round."""
+    for r in range(rounds):
+        live = [w for w in workers if w.alive and not (stop and stop(w))]
+        if not live:
+            return
+        shift = r % len(live)
+        for worker in live[shift:] + live[:shift]:
+            time.sleep(pause)  # let the previous worker's spinning BLAS/OpenMP threads go to sleep
+            worker.epoch()
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float | None:
+    pairs = [x / y for x, y in zip(a, b) if y > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+def summarize_row(workers: list[Worker], warmup: int) -> dict[str, Any]:
+    times = {w.contender: [e["time"] for e in w.epochs[warmup:]] for w in workers if not w.error}
+    medians = {c: statistics.median(t) for c, t in times.items() if t}
+    peers = [c for c in medians if c in PEERS]
+    fastest = min(peers, key=medians.get) if peers else None
+    out: dict[str, Any] = {"fastest_peer": fastest, "contenders": {}}
+    for w in workers:
+        entry: dict[str, Any] = {"base_rss_mb": w.base_rss_mb}
+        if w.error:
+            entry["error"], entry["failed"] = w.error, w.failed
+        else:
+            t = times.get(w.contender, [])
+            entry.update(
+                epoch_times=[e["time"] for e in w.epochs], warmup_epochs=warmup,
+                median_s=medians.get(w.contender), min_s=min(t) if t else None,
+                ratio_to_fastest_peer=paired_ratio(t, times[fastest]) if fastest and t else None,
+                ratio_to_floor=paired_ratio(t, times["floor"]) if "floor" in times and t and w.contender != "floor" else None,
+                peak_rss_mb=w.final.get("peak_rss_mb"), device_peak_mb=w.final.get("device_peak_mb"),
+                last_loss=w.epochs[-1].get("loss") if w.epochs else None,
+                last_accuracy=w.epochs[-1].get("accuracy") if w.epochs else None,
+            )
+            if w.contender == "floor" and w.epochs:
+                entry["products_per_step"] = w.epochs[-1].get("products_per_step")
+        out["contenders"][w.contender] = entry
+    return out
+
+
+def run_rows(args: argparse.Namespace, rows: list[Row], contenders: list[str], data_dir: str,
+             env: dict[str, str]) -> dict[str, Any]:
+    results = {}
+    for row in rows:
+        print(f"\n== {row.name}: starting {', '.join(contenders)}", file=sys.stderr, flush=True)
+        workers = [Worker(c, row, args, data_dir, False, env) for c in contenders]
+        for w in workers:
+            if w.error:
+                print(f"   {w.contender}: unusable: {w.error}", file=sys.stderr, flush=True)
+        try:
+            interleave(workers, args.warmup + args.epochs, args.pause)
+        finally:
+            for w in workers:
+                w.finish()
+        results[row.name] = summarize_row(workers, args.warmup)
+        for c, entry in results[row.name]["contenders"].items():
+            if "median_s" in entry:
+                print(f"   {c:<16} median {entry['median_s']:.3f} s/epoch "
+                      f"({', '.join(f'{t:.3f}' for t in entry['epoch_times'])})", file=sys.stderr, flush=True)
+    return results
+
+
+def run_t97(args: argparse.Namespace, contenders: list[str], data_dir: str, env: dict[str, str]) -> dict[str, Any]:
+    row = Row.parse(args.t97_row)
+    contenders = [c for c in contenders if c != "floor"]
+    print(f"\n== time to {args.target:.0%} validation accuracy, {row.name}", file=sys.stderr, flush=True)
+    workers = [Worker(c, row, args, data_dir, True, env) for c in contenders]
+
+    def reached(w: Worker) -> bool:
+        return bool(w.epochs) and (w.epochs[-1].get("val_accuracy") or 0) >= args.target
+
+    try:
+        interleave(workers, args.t97_max_epochs, args.pause, stop=reached)
+    finally:
+        for w in workers:
+            w.finish()
+    out = {"row": row.name, "target": args.target, "max_epochs": args.t97_max_epochs, "contenders": {}}
+    for w in workers:
+        entry: dict[str, Any] = {}
+        if w.error:
+            entry["error"], entry["failed"] = w.error, w.failed
+        else:
+            entry.update(
+                reached=reached(w), epochs=len(w.epochs), wall_s=sum(e["time"] for e in w.epochs),
+                val_accuracy=[e.get("val_accuracy") for e in w.epochs],
+                peak_rss_mb=w.final.get("peak_rss_mb"), base_rss_mb=w.base_rss_mb,
+            )
+            print(f"   {w.contender:<16} {'reached' if entry['reached'] else 'NOT reached'} after "
+                  f"{entry['epochs']} epochs, {entry['wall_s']:.2f} s", file=sys.stderr, flush=True)
+        out["contenders"][w.contender] = entry
+    return out
+
+
+# -- machine ----------------------------------------------------------------------------------------
+def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    import numpy as np
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(), "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "threads": args.threads, "device": args.device,
+        "env": {k: env[k] for k in sorted(env) if k.startswith(("OPENBLAS", "OMP_", "MKL_", "JAX_", "XLA_"))},
+        "versions": {"numpy": np.__version__},
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "prefix", "version", "architecture", "num_threads",
+                                                "threading_layer")} for p in threadpool_info() if p.get("user_api") == "blas"]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    for module in ("array_api_compat", "array_api_strict", "torch", "jax", "jaxlib", "cupy"):
+        try:
+            info["versions"][module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001 - not installed (or unusable) here
+            pass
+    import nnbackend
+
+    info["versions"]["nnbackend"] = nnbackend.__version__
+    try:
+        info["git"] = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                                     capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        pass
+    if args.device == "cuda":
+        try:
+            info["gpu"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            info["gpu"] = "nvidia-smi not found"
+    return info
+
+
+# -- output -----------------------------------------------------------------------------------------
+def fmt(value: Any, spec: str = ".3f", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["| row | contender | s/epoch (median) | x fastest peer | x floor | peak RSS MiB (after data load) |",
+             "|---|---|---|---|---|---|"]
+    for row, entry in result["rows"].items():
+        for c, e in entry["contenders"].items():
+            if "error" in e:
+                lines.append(f"| {row} | {c} | {'FAILED' if e.get('failed') else 'unusable'}: {e['error']} | | | |")
+                continue
+            peer = "(peer)" if c in PEERS else fmt(e["ratio_to_fastest_peer"], ".2f")
+            if c == entry["fastest_peer"]:
+                peer = "1 (fastest peer)"
+            mem = f"{fmt(e['peak_rss_mb'], '.0f')} ({fmt(e['base_rss_mb'], '.0f')})"
+            if e.get("device_peak_mb"):
+                mem += f", device {e['device_peak_mb']:.0f}"
+            lines.append(f"| {row} | {c} | {fmt(e['median_s'])} | {peer} | "
+                         f"{'-' if c == 'floor' else fmt(e['ratio_to_floor'], '.2f')} | {mem} |")
+    t97 = result.get("time_to_target")
+    if t97:
+        lines += ["", f"Wall time to {t97['target']:.0%} validation accuracy ({t97['row']}, evaluated every epoch):", "",
+                  "| contender | reached | epochs | wall s | peak RSS MiB |", "|---|---|---|---|---|"]
+        for c, e in t97["contenders"].items():
+            if "error" in e:
+                lines.append(f"| {c} | {'FAILED' if e.get('failed') else 'unusable'}: {e['error']} | | | |")
+            else:
+                lines.append(f"| {c} | {'yes' if e['reached'] else 'no'} | {e['epochs']} | {e['wall_s']:.2f} | "
+                             f"{fmt(e['peak_rss_mb'], '.0f')} |")
+    return "\n".join(lines)
+
+
+def machine_text(m: dict[str, Any]) -> str:
+    blas = m.get("blas")
+    if isinstance(blas, list):
+        blas = "; ".join(f"{b['prefix']} {b['version']} ({b['internal_api']}), kernel {b['architecture']}, "
+                         f"{b['num_threads']} threads ({b['threading_layer']})" for b in blas)
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    env = ", ".join(f"{k}={v}" for k, v in m["env"].items()) or "none set"
+    text = (f"- CPU: {m['cpu']}, {m['cores']} cores; threads per contender: {m['threads']}\n"
+            f"- BLAS (NumPy): {blas}\n- Python {m['python']} on {m['platform']}\n- {versions}\n"
+            f"- BLAS/OpenMP/JAX environment: {env}\n- engine commit: {m.get('git', '?')}")
+    if m.get("gpu"):
+        text += f"\n- GPU: {m['gpu']}"
+    return text
+
+
+def update_readme(result: dict[str, Any], json_path: Path) -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{README_START}\n{README_END}\n"
+    if README_START not in text:
+        text += f"\n{README_START}\n{README_END}\n"
+    head, _, rest = text.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    s = result["settings"]
+    body = (f"\nLatest run: {result['date']} (`{json_path.relative_to(REPO)}`), device {s['device']}, "
+            f"{s['epochs']} timed epochs after {s['warmup']} warm-up, {s['n_train']} training images.\n\n"
+            f"{machine_text(result['machine'])}\n\n{table(result)}\n")
+    readme.write_text(head + README_START + body + README_END + tail)
+
+
+# -- main -------------------------------------------------------------------------------------------
+def prepare_data(args: argparse.Namespace, folder: str) -> int:
+    import numpy as np
+
+    import nnbackend as nb
+
+    split = nb.data.paper_split(nb.data.load(args.dataset))
+    x, y = split.x_train, split.y_train
+    if args.n_train:
+        x, y = x[: args.n_train], y[: args.n_train]
+    arrays = {"x_train": x, "y_train": y, "x_val": split.x_val, "y_val": split.y_val}
+    for name, value in arrays.items():
+        np.save(Path(folder) / f"{name}.npy", np.ascontiguousarray(value))
+    return int(x.shape[0])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run: rows 128/128 and 128/full, 2 timed epochs, no time-to-97%%")
+    p.add_argument("--rows", help=f"comma-separated rows (default cpu: {','.join(CPU_ROWS)}; cuda: {','.join(CUDA_ROWS)})")
+    p.add_argument("--contenders", help=f"comma-separated, from {','.join(ALL_CONTENDERS)} "
+                                        f"(default cpu: {','.join(CPU_CONTENDERS)}; cuda: {','.join(CUDA_CONTENDERS)})")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--epochs", type=int, help="timed epochs per row after the warm-up (default 5; --quick 2)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for PyTorch (default: all cores)")
+    p.add_argument("--dataset", default="mnist", help="nnbackend data set name (default mnist; tests use mnist-sample)")
+    p.add_argument("--n-train", type=int, default=0, help="use only the first N training images (default: all)")
+    p.add_argument("--t97", dest="t97", action="store_true", default=None, help="measure the time to the target accuracy")
+    p.add_argument("--no-t97", dest="t97", action="store_false")
+    p.add_argument("--target", type=float, default=0.97, help="validation accuracy for the time-to-target run")
+    p.add_argument("--t97-row", default=T97_ROW)
+    p.add_argument("--t97-max-epochs", type=int, default=15)
+    p.add_argument("--pause", type=float, default=0.2, help="seconds between two contenders' epochs (default 0.2)")
+    p.add_argument("--openblas-thread-timeout", type=int, default=None,
+                   help="set OPENBLAS_THREAD_TIMEOUT for the workers (4..30: 2^N cycles of spinning)")
+    p.add_argument("--out", help="JSON path (default bench/results/bench_train-<date>[-quick].json)")
+    p.add_argument("--readme", dest="readme", action="store_true", default=None, help="write the table into bench/README.md")
+    p.add_argument("--no-readme", dest="readme", action="store_false")
+    p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = 2 if args.quick else 5
+    if args.t97 is None:
+        args.t97 = not args.quick
+    if args.readme is None:
+        args.readme = not args.quick and not args.n_train and args.out is None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        worker_main(json.loads(args.worker))
+        return 0
+    rows = [Row.parse(r) for r in (args.rows.split(",") if args.rows else
+                                   QUICK_ROWS if args.quick else CUDA_ROWS if args.device == "cuda" else CPU_ROWS)]
+    contenders = (args.contenders.split(",") if args.contenders else
+                  list(CUDA_CONTENDERS if args.device == "cuda" else CPU_CONTENDERS))
+    unknown = [c for c in contenders if c not in ALL_CONTENDERS]
+    if unknown:
+        raise SystemExit(f"unknown contender(s) {unknown}; choose from {', '.join(ALL_CONTENDERS)}")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    if args.openblas_thread_timeout is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = str(args.openblas_thread_timeout)
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in env:
+            print(f"warning: {var}={env[var]} is set and may slow NumPy's BLAS; run under "
+                  "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`", file=sys.stderr)
+    folder = tempfile.mkdtemp(prefix="nnbackend-bench-")
+    try:
+        n_train = prepare_data(args, folder)
+        started = datetime.datetime.now()
+        result: dict[str, Any] = {
+            "date": started.isoformat(timespec="seconds"),
+            "settings": {"rows": [r.name for r in rows], "contenders": contenders, "device": args.device,
+                         "epochs": args.epochs, "warmup": args.warmup, "dataset": args.dataset, "n_train": n_train,
+                         "lr": LR, "optimizer": "Adam", "dtype": "float32", "pause_s": args.pause,
+                         "memory": "peak RSS = VmHWM of each contender's own worker process; base = RSS after "
+                                   "imports and loading the data"},
+            "machine": machine(args, env),
+        }
+        result["rows"] = run_rows(args, rows, contenders, folder, env)
+        if args.t97:
+            result["time_to_target"] = run_t97(args, contenders, folder, env)
+        result["seconds"] = (datetime.datetime.now() - started).total_seconds()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print("\n" + machine_text(result["machine"]) + "\n\n" + table(result))
+    out = Path(args.out) if args.out else HERE / "results" / (
+        f"bench_train-{started:%Y-%m-%d-%H%M}{'-quick' if args.quick else ''}{'-cuda' if args.device == 'cuda' else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"\nJSON: {out}")
+    if args.readme:
+        update_readme(result, out.resolve())
+        print(f"table written to {HERE / 'README.md'}")
+    entries = [e for row in result["rows"].values() for e in row["contenders"].items()]
+    entries += list(result.get("time_to_target", {}).get("contenders", {}).items())
+    failed = sorted({c for c, e in entries if e.get("failed") or (c == "numpy" and "error" in e)})
+    if failed:
+        print(f"contenders that failed while running: {', '.join(failed)}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
