@@ -14,7 +14,7 @@ def test_bench_train_quick_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(REPO / "bench" / "bench_train.py"), "--quick", "--dataset", "mnist-sample",
            "--n-train", "300", "--rows", "16/64,16/full", "--contenders", "numpy,floor,cupy", "--epochs", "1",
-           "--t97", "--t97-row", "16/64", "--target", "0.5", "--t97-max-epochs", "2", "--pause", "0",
+           "--t97", "--t97-row", "16/64", "--target", "0.5", "--t97-max-epochs", "2", "--pause", "0", "--quiet-wait", "0", "--max-rounds", "2",
            "--out", str(out), "--no-readme"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ..backend import namespace_of
+from ..inplace import ufuncs
 from .base import Optimizer, check_positive, check_unit_interval
 
 __all__ = ["Adam", "AdamW"]
@@ -15,7 +16,8 @@ class Adam(Optimizer):
     """Adam with bias correction (the paper's second optimizer).
 
     Per step ``t``: ``g += weight_decay * p``; ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
-    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` (with ``amsgrad``, ``v`` in the
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`` (evaluated with the step size moved
+    into the denominator, which saves a pass) (with ``amsgrad``, ``v`` in the
     denominator is the running maximum of ``v``). ``t`` counts steps (the paper's code counted epochs,
     which is the same with full batches).
 
@@ -65,11 +67,69 @@ class Adam(Optimizer):
         if self.amsgrad:
             v = namespace_of(v).maximum(self._zeros(state, "max_exp_avg_sq", param), v)
             state["max_exp_avg_sq"] = v
-        # Python floats, not NumPy scalars: a float64 scalar would push float32 maths onto float64 loops.
+        scale, eps = self._scales(step)
+        denom = namespace_of(v).sqrt(v) * scale + eps
+        return param - m / denom
+
+    def _scales(self, step: int) -> tuple[float, float]:
+        """``(1 / (rc * s), eps / s)`` with ``s = lr / (1 - b1^t)`` and ``rc = sqrt(1 - b2^t)``, so that
+        ``s * m / (sqrt(v) / rc + eps) == m / (sqrt(v) * scale + eps')``: one pass fewer per step.
+
+        Python floats, not NumPy scalars: a float64 scalar would push float32 maths onto float64 loops.
+        """
+        beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**step)
         root_correction = math.sqrt(1 - beta2**step)
-        denom = namespace_of(v).sqrt(v) / root_correction + self.eps
-        return param - step_size * (m / denom)
+        return 1.0 / (root_correction * step_size), self.eps / step_size
+
+    def _update_in_place(self, param: Any, grad: Any, state: dict[str, Any], step: int, name: str) -> Any:
+        # The formulas of _update, operation for operation (so the values are identical), with the
+        # moments updated in their own memory and one work buffer: 11 passes over the parameter and a
+        # single new array (the parameter) instead of a dozen temporaries.
+        lib = ufuncs(param)
+        if lib is None or self.amsgrad:
+            return self._update_generic_in_place(param, grad, state, step)
+        beta1, beta2 = self.betas
+        param, grad = self._decay(param, grad)
+        m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+        if m is None or v is None:
+            m = state["exp_avg"] = lib.zeros_like(param)
+            v = state["exp_avg_sq"] = lib.zeros_like(param)
+        work = self._work_buffer(name, param)
+        m *= beta1
+        lib.multiply(grad, 1 - beta1, out=work)
+        m += work
+        v *= beta2
+        lib.multiply(grad, grad, out=work)
+        work *= 1 - beta2
+        v += work
+        scale, eps = self._scales(step)
+        lib.sqrt(v, out=work)
+        work *= scale
+        work += eps
+        lib.divide(m, work, out=work)
+        return param - work
+
+    def _update_generic_in_place(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
+        """In place with Array-API operators only (PyTorch, array_api_strict, amsgrad)."""
+        beta1, beta2 = self.betas
+        xp = namespace_of(param)
+        param, grad = self._decay(param, grad)
+        m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+        if m is None or v is None:
+            m = state["exp_avg"] = xp.zeros_like(param)
+            v = state["exp_avg_sq"] = xp.zeros_like(param)
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * (grad * grad)
+        if self.amsgrad:
+            v = state["max_exp_avg_sq"] = xp.maximum(self._zeros(state, "max_exp_avg_sq", param), v)
+        scale, eps = self._scales(step)
+        denom = xp.sqrt(v)
+        denom *= scale
+        denom += eps
+        return param - m / denom
 
 
 class AdamW(Adam):
