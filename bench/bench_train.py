@@ -456,6 +456,8 @@ class FloorRun(LoopRun):
 
 def worker_main(spec: dict[str, Any]) -> None:
     channel = Channel()
+    if spec.get("engine_path"):  # another checkout of nnbackend (e.g. the engine before a change)
+        sys.path.insert(0, spec["engine_path"])
     try:
         data = load_arrays(spec["data_dir"])
         base = rss_mb()
@@ -490,8 +492,9 @@ class Worker:
     def __init__(self, contender: str, row: Row, args: argparse.Namespace, data_dir: str, validate: bool,
                  env: dict[str, str]) -> None:
         self.contender, self.row = contender, row
-        spec = {"contender": contender, "row": row.name, "device": args.device, "threads": args.threads,
-                "data_dir": data_dir, "validate": validate}
+        kind, _, engine_path = contender.partition("@")
+        spec = {"contender": kind, "row": row.name, "device": args.device, "threads": args.threads,
+                "data_dir": data_dir, "validate": validate, "engine_path": engine_path or None}
         env = dict(env)
         if contender == "jax":
             env.setdefault("JAX_PLATFORMS", "cuda" if args.device == "cuda" else "cpu")
@@ -548,16 +551,77 @@ class Worker:
             self.proc.kill()
 
 
-def interleave(workers: list[Worker], rounds: int, pause: float, stop=None) -> None:
-    """Run ``rounds`` epochs of every live worker, rotating who goes first each round."""
-    for r in range(rounds):
+def busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (from /proc/stat), or None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used so far by process ``pid``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def foreign_load(seconds: float = 0.5) -> float | None:
+    """Cores kept busy by everything else on the machine over the next ``seconds``."""
+    before, own = busy_seconds(), process_seconds(os.getpid())
+    if before is None:
+        return None
+    time.sleep(seconds)
+    return max(0.0, busy_seconds() - before - (process_seconds(os.getpid()) - own)) / seconds
+
+
+def wait_for_quiet(limit: float, max_wait: float) -> float | None:
+    """Wait (up to ``max_wait`` seconds) until other processes use less than ``limit`` cores."""
+    deadline = time.monotonic() + max_wait
+    load = foreign_load()
+    while load is not None and load > limit and time.monotonic() < deadline:
+        time.sleep(1.0)
+        load = foreign_load()
+    return load
+
+
+def interleave(workers: list[Worker], args: argparse.Namespace, rounds: int, stop=None) -> None:
+    """Run epochs of every live worker round by round, rotating who goes first each round.
+
+    Each epoch records how many cores other processes kept busy meanwhile (``foreign_cores``). A
+    round is clean when every epoch in it saw less than ``--max-foreign`` cores of foreign load; after
+    the warm-up rounds, rounds are added (up to ``--max-rounds``) until ``rounds`` clean ones exist.
+    """
+    r = clean = 0
+    while True:
         live = [w for w in workers if w.alive and not (stop and stop(w))]
         if not live:
             return
+        if stop is None and (clean >= rounds or r >= args.max_rounds):
+            return
+        if stop is not None and r >= rounds:  # time-to-target: every epoch counts, clean or not
+            return
+        wait_for_quiet(args.max_foreign, args.quiet_wait)
         shift = r % len(live)
+        dirty = False
         for worker in live[shift:] + live[:shift]:
-            time.sleep(pause)  # let the previous worker's spinning BLAS/OpenMP threads go to sleep
-            worker.epoch()
+            time.sleep(args.pause)  # let the previous worker's spinning BLAS/OpenMP threads go to sleep
+            before, own = busy_seconds(), process_seconds(worker.proc.pid) + process_seconds(os.getpid())
+            start = time.perf_counter()
+            message = worker.epoch()
+            wall = time.perf_counter() - start
+            if message is not None and before is not None:
+                used = process_seconds(worker.proc.pid) + process_seconds(os.getpid()) - own
+                message["foreign_cores"] = max(0.0, busy_seconds() - before - used) / max(wall, 1e-9)
+                message["round"] = r
+                dirty = dirty or message["foreign_cores"] > args.max_foreign
+        r += 1
+        if r > args.warmup and not dirty:
+            clean += 1
 
 
 def paired_ratio(a: list[float], b: list[float]) -> float | None:
@@ -565,12 +629,25 @@ def paired_ratio(a: list[float], b: list[float]) -> float | None:
     return statistics.median(pairs) if pairs else None
 
 
-def summarize_row(workers: list[Worker], warmup: int) -> dict[str, Any]:
-    times = {w.contender: [e["time"] for e in w.epochs[warmup:]] for w in workers if not w.error}
+def clean_rounds(workers: list[Worker], warmup: int, limit: float) -> set[int]:
+    """The rounds after the warm-up in which every live contender's epoch saw little foreign load."""
+    live = [w for w in workers if not w.error]
+    rounds = {e.get("round", i) for w in live for i, e in enumerate(w.epochs) if e.get("round", i) >= warmup}
+    return {r for r in rounds if all(
+        any(e.get("round", i) == r and (e.get("foreign_cores") or 0.0) <= limit for i, e in enumerate(w.epochs))
+        for w in live)}
+
+
+def summarize_row(workers: list[Worker], warmup: int, limit: float, wanted: int) -> dict[str, Any]:
+    clean = clean_rounds(workers, warmup, limit)
+    noisy = len(clean) < min(3, wanted)
+    use = (lambda e, i: e.get("round", i) >= warmup) if noisy else (lambda e, i: e.get("round", i) in clean)
+    times = {w.contender: [e["time"] for i, e in enumerate(w.epochs) if use(e, i)] for w in workers if not w.error}
     medians = {c: statistics.median(t) for c, t in times.items() if t}
-    peers = [c for c in medians if c in PEERS]
+    peers = [c for c in medians if c in PEERS]  # (a contender@path is never a peer)
     fastest = min(peers, key=medians.get) if peers else None
-    out: dict[str, Any] = {"fastest_peer": fastest, "contenders": {}}
+    out: dict[str, Any] = {"fastest_peer": fastest, "clean_rounds": sorted(clean), "noisy": noisy,
+                           "contenders": {}}
     for w in workers:
         entry: dict[str, Any] = {"base_rss_mb": w.base_rss_mb}
         if w.error:
@@ -578,7 +655,8 @@ def summarize_row(workers: list[Worker], warmup: int) -> dict[str, Any]:
         else:
             t = times.get(w.contender, [])
             entry.update(
-                epoch_times=[e["time"] for e in w.epochs], warmup_epochs=warmup,
+                epoch_times=[e["time"] for e in w.epochs], warmup_epochs=warmup, timed_epochs=len(t),
+                foreign_cores=[e.get("foreign_cores") for e in w.epochs],
                 median_s=medians.get(w.contender), min_s=min(t) if t else None,
                 ratio_to_fastest_peer=paired_ratio(t, times[fastest]) if fastest and t else None,
                 ratio_to_floor=paired_ratio(t, times["floor"]) if "floor" in times and t and w.contender != "floor" else None,
@@ -602,15 +680,19 @@ def run_rows(args: argparse.Namespace, rows: list[Row], contenders: list[str], d
             if w.error:
                 print(f"   {w.contender}: unusable: {w.error}", file=sys.stderr, flush=True)
         try:
-            interleave(workers, args.warmup + args.epochs, args.pause)
+            interleave(workers, args, args.epochs)
         finally:
             for w in workers:
                 w.finish()
-        results[row.name] = summarize_row(workers, args.warmup)
+        results[row.name] = summarize_row(workers, args.warmup, args.max_foreign, args.epochs)
         for c, entry in results[row.name]["contenders"].items():
             if "median_s" in entry:
-                print(f"   {c:<16} median {entry['median_s']:.3f} s/epoch "
-                      f"({', '.join(f'{t:.3f}' for t in entry['epoch_times'])})", file=sys.stderr, flush=True)
+                print(f"   {c:<16} median {entry['median_s']:.3f} s/epoch over {entry['timed_epochs']} epochs; all: "
+                      + ", ".join(f"{t:.3f}" + ("*" if (f or 0) > args.max_foreign else "")
+                                  for t, f in zip(entry["epoch_times"], entry["foreign_cores"])),
+                      file=sys.stderr, flush=True)
+        print(f"   clean rounds {results[row.name]['clean_rounds']} (* = epoch disturbed by other processes)",
+              file=sys.stderr, flush=True)
     return results
 
 
@@ -624,7 +706,7 @@ def run_t97(args: argparse.Namespace, contenders: list[str], data_dir: str, env:
         return bool(w.epochs) and (w.epochs[-1].get("val_accuracy") or 0) >= args.target
 
     try:
-        interleave(workers, args.t97_max_epochs, args.pause, stop=reached)
+        interleave(workers, args, args.t97_max_epochs, stop=reached)
     finally:
         for w in workers:
             w.finish()
@@ -636,6 +718,7 @@ def run_t97(args: argparse.Namespace, contenders: list[str], data_dir: str, env:
         else:
             entry.update(
                 reached=reached(w), epochs=len(w.epochs), wall_s=sum(e["time"] for e in w.epochs),
+                foreign_cores=[e.get("foreign_cores") for e in w.epochs],
                 val_accuracy=[e.get("val_accuracy") for e in w.epochs],
                 peak_rss_mb=w.final.get("peak_rss_mb"), base_rss_mb=w.base_rss_mb,
             )
@@ -710,7 +793,8 @@ def table(result: dict[str, Any]) -> str:
             mem = f"{fmt(e['peak_rss_mb'], '.0f')} ({fmt(e['base_rss_mb'], '.0f')})"
             if e.get("device_peak_mb"):
                 mem += f", device {e['device_peak_mb']:.0f}"
-            lines.append(f"| {row} | {c} | {fmt(e['median_s'])} | {peer} | "
+            noisy = " (noisy)" if entry.get("noisy") else ""
+            lines.append(f"| {row} | {c} | {fmt(e['median_s'])}{noisy} | {peer} | "
                          f"{'-' if c == 'floor' else fmt(e['ratio_to_floor'], '.2f')} | {mem} |")
     t97 = result.get("time_to_target")
     if t97:
@@ -776,7 +860,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: rows 128/128 and 128/full, 2 timed epochs, no time-to-97%%")
     p.add_argument("--rows", help=f"comma-separated rows (default cpu: {','.join(CPU_ROWS)}; cuda: {','.join(CUDA_ROWS)})")
     p.add_argument("--contenders", help=f"comma-separated, from {','.join(ALL_CONTENDERS)} "
-                                        f"(default cpu: {','.join(CPU_CONTENDERS)}; cuda: {','.join(CUDA_CONTENDERS)})")
+                                        f"(default cpu: {','.join(CPU_CONTENDERS)}; cuda: {','.join(CUDA_CONTENDERS)}); "
+                                        "numpy@PATH: nnbackend from another checkout, e.g. the engine before a change")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--epochs", type=int, help="timed epochs per row after the warm-up (default 5; --quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
@@ -789,6 +874,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--t97-row", default=T97_ROW)
     p.add_argument("--t97-max-epochs", type=int, default=15)
     p.add_argument("--pause", type=float, default=0.2, help="seconds between two contenders' epochs (default 0.2)")
+    p.add_argument("--max-foreign", type=float, default=0.25,
+                   help="a round is clean when other processes kept fewer cores busy than this (default 0.25)")
+    p.add_argument("--max-rounds", type=int, help="give up collecting clean rounds after this many (default 3 x epochs + warm-up)")
+    p.add_argument("--quiet-wait", type=float, default=20.0,
+                   help="before each round, wait up to this many seconds for other processes to go quiet (default 20)")
     p.add_argument("--openblas-thread-timeout", type=int, default=None,
                    help="set OPENBLAS_THREAD_TIMEOUT for the workers (4..30: 2^N cycles of spinning)")
     p.add_argument("--out", help="JSON path (default bench/results/bench_train-<date>[-quick].json)")
@@ -801,6 +891,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.epochs = 2 if args.quick else 5
     if args.t97 is None:
         args.t97 = not args.quick
+    if args.max_rounds is None:
+        args.max_rounds = args.warmup + 3 * args.epochs
     if args.readme is None:
         args.readme = not args.quick and not args.n_train and args.out is None
     return args
@@ -815,9 +907,11 @@ def main(argv: list[str] | None = None) -> int:
                                    QUICK_ROWS if args.quick else CUDA_ROWS if args.device == "cuda" else CPU_ROWS)]
     contenders = (args.contenders.split(",") if args.contenders else
                   list(CUDA_CONTENDERS if args.device == "cuda" else CPU_CONTENDERS))
-    unknown = [c for c in contenders if c not in ALL_CONTENDERS]
+    unknown = [c for c in contenders if c.partition("@")[0] not in ALL_CONTENDERS
+               or (c.partition("@")[2] and not Path(c.partition("@")[2], "nnbackend").is_dir())]
     if unknown:
-        raise SystemExit(f"unknown contender(s) {unknown}; choose from {', '.join(ALL_CONTENDERS)}")
+        raise SystemExit(f"unknown contender(s) {unknown}; choose from {', '.join(ALL_CONTENDERS)} "
+                         "(NAME@PATH runs an nnbackend contender from the checkout at PATH)")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     if args.openblas_thread_timeout is not None:
@@ -835,6 +929,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {"rows": [r.name for r in rows], "contenders": contenders, "device": args.device,
                          "epochs": args.epochs, "warmup": args.warmup, "dataset": args.dataset, "n_train": n_train,
                          "lr": LR, "optimizer": "Adam", "dtype": "float32", "pause_s": args.pause,
+                         "max_foreign_cores": args.max_foreign, "max_rounds": args.max_rounds,
                          "memory": "peak RSS = VmHWM of each contender's own worker process; base = RSS after "
                                    "imports and loading the data"},
             "machine": machine(args, env),
