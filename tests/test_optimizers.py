@@ -226,9 +226,9 @@ def test_state_is_updated_in_place_for_writeable_parameters_only(monkeypatch):
     opt = O.Adam(0.01)
     params = {"p": P0.copy()}
     params = opt.update(params, {"p": gradient(params["p"])})
-    m = opt.state["p"]["exp_avg"]
+    m = opt.state["p"]["grad_sum"]
     params = opt.update(params, {"p": gradient(params["p"])})
-    assert opt.state["p"]["exp_avg"] is m  # same memory, new values
+    assert opt.state["p"]["grad_sum"] is m  # same memory, new values
     frozen = P0.copy()
     frozen.flags.writeable = False
     calls = []
@@ -260,3 +260,32 @@ def test_state_dict_is_a_snapshot():
     before = saved["state"]["p"]["exp_avg"].copy()
     opt.update(params, {"p": gradient(params["p"])})
     np.testing.assert_array_equal(saved["state"]["p"]["exp_avg"], before)
+
+
+def test_adam_gives_the_same_values_in_one_thread_or_several(monkeypatch):
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal((300, 700)).astype(np.float32)  # big enough to be split
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("NNBACKEND_NUM_THREADS", threads)
+        opt, params = O.Adam(0.01), {"p": p0.copy()}
+        for k in range(4):
+            params = opt.update(params, {"p": np.sin(params["p"] * (k + 1))})
+        results.append(params["p"])
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+def test_adam_state_dict_reports_torchs_moments():
+    torch = pytest.importorskip("torch")
+    param = torch.nn.Parameter(torch.tensor(P0, dtype=torch.float64))
+    theirs = torch.optim.Adam([param], lr=0.01, amsgrad=True)
+    ours, params = O.Adam(0.01, amsgrad=True), {"p": P0.copy()}
+    for _ in range(4):
+        theirs.zero_grad()
+        param.grad = torch.tensor(gradient(param.detach().numpy()))
+        theirs.step()
+        params = ours.update(params, {"p": gradient(params["p"])})
+    state, reference = ours.state_dict()["state"]["p"], theirs.state[param]
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        np.testing.assert_allclose(state[key], reference[key].numpy(), rtol=1e-12)
