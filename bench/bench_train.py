@@ -5,6 +5,8 @@ Rows are networks x batch sizes (``512-256/128``: hidden layers 512 and 256, bat
 whole training set in one step); columns are contenders:
 
     numpy             nnbackend on NumPy (its Trainer.fit, as a user runs it)
+    numpy_chunked     nnbackend on NumPy with the Trainer change of bench/proposed-training.patch
+                      (batches over 8192 rows run as slices with summed gradients)
     torch_backend     nnbackend on PyTorch tensors (proof that the engine is generic; cpu or cuda)
     array_api_strict  nnbackend on array_api_strict (slow, conformance only)
     cupy              nnbackend on CuPy (needs a CUDA device)
@@ -67,9 +69,9 @@ CUDA_ROWS = ("512-256/128", "512-256/full", "4096-4096/1024", "4096-4096/full")
 QUICK_ROWS = ("128/128", "128/full")
 CPU_CONTENDERS = ("numpy", "torch_backend", "pytorch", "jax", "floor")
 CUDA_CONTENDERS = ("cupy", "torch_cuda", "jax", "floor")
-ALL_CONTENDERS = ("numpy", "torch_backend", "array_api_strict", "cupy", "pytorch", "torch_cuda", "jax", "floor")
+ALL_CONTENDERS = ("numpy", "numpy_chunked", "torch_backend", "array_api_strict", "cupy", "pytorch", "torch_cuda", "jax", "floor")
 PEERS = ("pytorch", "torch_cuda", "jax")
-NNBACKEND = ("numpy", "torch_backend", "array_api_strict", "cupy")
+NNBACKEND = ("numpy", "numpy_chunked", "torch_backend", "array_api_strict", "cupy")
 T97_ROW = "512-256/128"
 LR = 0.001
 SEED = 0
@@ -173,6 +175,7 @@ class NnbackendRun:
         name, device = spec["contender"], spec["device"]
         backend = {
             "numpy": lambda: nb.get_backend("numpy"),
+            "numpy_chunked": lambda: nb.get_backend("numpy"),
             "torch_backend": lambda: nb.get_backend("torch", device=device),
             "array_api_strict": lambda: nb.get_backend("array_api_strict"),
             "cupy": lambda: nb.get_backend("cupy"),
@@ -188,7 +191,12 @@ class NnbackendRun:
         layers = [nb.layers.Dense(a, b, "relu" if i < len(dims) - 2 else None)
                   for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))]
         self.model = nb.Sequential(layers, backend=backend, seed=SEED)
-        self.trainer = nb.Trainer(self.model, nb.losses.CrossEntropy(), nb.optimizers.Adam(LR))
+        trainer_class = nb.Trainer
+        if name == "numpy_chunked":
+            from proposed_training import ProposedTrainer  # bench/, on sys.path as the script's folder
+
+            trainer_class = ProposedTrainer
+        self.trainer = trainer_class(self.model, nb.losses.CrossEntropy(), nb.optimizers.Adam(LR))
 
     def run(self, channel: Channel) -> None:
         nb, data, spec = self.nb, self.data, self.spec
@@ -332,6 +340,8 @@ class JaxRun(LoopRun):
         self.device = jax.devices()[0]
         if spec["device"] == "cuda" and self.device.platform != "gpu":
             raise RuntimeError(f"JAX has no GPU here (its devices: {jax.devices()})")
+        if self.device.platform == "gpu":  # float32 products as CuPy and PyTorch do them, not TF32
+            jax.config.update("jax_default_matmul_precision", "highest")
         self.row = Row.parse(spec["row"])
         x, y = data["x_train"], data["y_train"]
         weights = initial_weights(self.row, x.shape[1], int(y.max()) + 1)
@@ -492,12 +502,15 @@ class Worker:
     def __init__(self, contender: str, row: Row, args: argparse.Namespace, data_dir: str, validate: bool,
                  env: dict[str, str]) -> None:
         self.contender, self.row = contender, row
+        contender, *settings = contender.split("%")  # numpy%OPENBLAS_THREAD_TIMEOUT=4: this worker's env
         kind, _, engine_path = contender.partition("@")
         spec = {"contender": kind, "row": row.name, "device": args.device, "threads": args.threads,
                 "data_dir": data_dir, "validate": validate, "engine_path": engine_path or None}
         env = dict(env)
-        if contender == "jax":
+        env.update(setting.split("=", 1) for setting in settings)
+        if kind == "jax":
             env.setdefault("JAX_PLATFORMS", "cuda" if args.device == "cuda" else "cpu")
+            env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share the GPU with the other workers
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if args.verbose else subprocess.DEVNULL,
@@ -507,6 +520,10 @@ class Worker:
         self.error: str | None = None
         self.failed = False  # an error after a successful start: a bug, not an unusable library
         self.final: dict[str, Any] = {}
+        self.base_rss_mb: float | None = None
+
+    def wait_ready(self) -> None:
+        """Read the worker's first message: ready (with its memory after loading data) or an error."""
         message = self._read()
         self.base_rss_mb = message.get("base_rss_mb")
         if "error" in message:
@@ -549,6 +566,15 @@ class Worker:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def start_workers(contenders: list[str], row: Row, args: argparse.Namespace, data_dir: str, validate: bool,
+                  env: dict[str, str]) -> list[Worker]:
+    """Start every contender's worker at once (imports and data loading overlap), then wait for all."""
+    workers = [Worker(c, row, args, data_dir, validate, env) for c in contenders]
+    for worker in workers:
+        worker.wait_ready()
+    return workers
 
 
 def busy_seconds() -> float | None:
@@ -671,11 +697,11 @@ def summarize_row(workers: list[Worker], warmup: int, limit: float, wanted: int)
 
 
 def run_rows(args: argparse.Namespace, rows: list[Row], contenders: list[str], data_dir: str,
-             env: dict[str, str]) -> dict[str, Any]:
-    results = {}
+             env: dict[str, str], save=lambda: None) -> dict[str, Any]:
+    results: dict[str, Any] = {}
     for row in rows:
         print(f"\n== {row.name}: starting {', '.join(contenders)}", file=sys.stderr, flush=True)
-        workers = [Worker(c, row, args, data_dir, False, env) for c in contenders]
+        workers = start_workers(contenders, row, args, data_dir, False, env)
         for w in workers:
             if w.error:
                 print(f"   {w.contender}: unusable: {w.error}", file=sys.stderr, flush=True)
@@ -685,6 +711,7 @@ def run_rows(args: argparse.Namespace, rows: list[Row], contenders: list[str], d
             for w in workers:
                 w.finish()
         results[row.name] = summarize_row(workers, args.warmup, args.max_foreign, args.epochs)
+        save(results)
         for c, entry in results[row.name]["contenders"].items():
             if "median_s" in entry:
                 print(f"   {c:<16} median {entry['median_s']:.3f} s/epoch over {entry['timed_epochs']} epochs; all: "
@@ -700,7 +727,7 @@ def run_t97(args: argparse.Namespace, contenders: list[str], data_dir: str, env:
     row = Row.parse(args.t97_row)
     contenders = [c for c in contenders if c != "floor"]
     print(f"\n== time to {args.target:.0%} validation accuracy, {row.name}", file=sys.stderr, flush=True)
-    workers = [Worker(c, row, args, data_dir, True, env) for c in contenders]
+    workers = start_workers(contenders, row, args, data_dir, True, env)
 
     def reached(w: Worker) -> bool:
         return bool(w.epochs) and (w.epochs[-1].get("val_accuracy") or 0) >= args.target
@@ -736,7 +763,8 @@ def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         "python": platform.python_version(), "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
         "threads": args.threads, "device": args.device,
-        "env": {k: env[k] for k in sorted(env) if k.startswith(("OPENBLAS", "OMP_", "MKL_", "JAX_", "XLA_"))},
+        "env": {k: env[k] for k in sorted(env)
+                if k.startswith(("OPENBLAS", "OMP_", "MKL_", "JAX_", "XLA_", "NNBACKEND_NUM", "MALLOC_"))},
         "versions": {"numpy": np.__version__},
     }
     try:
@@ -746,13 +774,17 @@ def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                 break
     except OSError:
         pass
+    # BLAS as a worker sees it: the workers' environment (thread counts) applies, not the parent's.
+    probe = ("import json, numpy\ntry:\n from threadpoolctl import threadpool_info\n"
+             " print(json.dumps(threadpool_info()))\nexcept ImportError:\n print('null')")
     try:
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = [{k: p.get(k) for k in ("internal_api", "prefix", "version", "architecture", "num_threads",
-                                                "threading_layer")} for p in threadpool_info() if p.get("user_api") == "blas"]
-    except ImportError:
-        info["blas"] = "threadpoolctl not installed"
+        pools = json.loads(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                                          text=True, timeout=60, check=False).stdout or "null")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pools = None
+    info["blas"] = "threadpoolctl not installed" if pools is None else [
+        {k: p.get(k) for k in ("internal_api", "prefix", "version", "architecture", "num_threads", "threading_layer")}
+        for p in pools if p.get("user_api") == "blas"]
     for module in ("array_api_compat", "array_api_strict", "torch", "jax", "jaxlib", "cupy"):
         try:
             info["versions"][module] = __import__(module).__version__
@@ -861,11 +893,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", help=f"comma-separated rows (default cpu: {','.join(CPU_ROWS)}; cuda: {','.join(CUDA_ROWS)})")
     p.add_argument("--contenders", help=f"comma-separated, from {','.join(ALL_CONTENDERS)} "
                                         f"(default cpu: {','.join(CPU_CONTENDERS)}; cuda: {','.join(CUDA_CONTENDERS)}); "
-                                        "numpy@PATH: nnbackend from another checkout, e.g. the engine before a change")
+                                        "numpy@PATH: nnbackend from another checkout, e.g. the engine before a change; "
+                                        "numpy%%OPENBLAS_THREAD_TIMEOUT=4: an environment variable for that worker")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--epochs", type=int, help="timed epochs per row after the warm-up (default 5; --quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for PyTorch (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for every library: BLAS, nnbackend's element-wise chains, PyTorch, XLA "
+                        "(default: all cores, each library's own default)")
     p.add_argument("--dataset", default="mnist", help="nnbackend data set name (default mnist; tests use mnist-sample)")
     p.add_argument("--n-train", type=int, default=0, help="use only the first N training images (default: all)")
     p.add_argument("--t97", dest="t97", action="store_true", default=None, help="measure the time to the target accuracy")
@@ -891,6 +926,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.epochs = 2 if args.quick else 5
     if args.t97 is None:
         args.t97 = not args.quick
+    args.threads_forced = args.threads is not None
+    if args.threads is None:
+        args.threads = os.cpu_count() or 1
     if args.max_rounds is None:
         args.max_rounds = args.warmup + 3 * args.epochs
     if args.readme is None:
@@ -907,15 +945,27 @@ def main(argv: list[str] | None = None) -> int:
                                    QUICK_ROWS if args.quick else CUDA_ROWS if args.device == "cuda" else CPU_ROWS)]
     contenders = (args.contenders.split(",") if args.contenders else
                   list(CUDA_CONTENDERS if args.device == "cuda" else CPU_CONTENDERS))
-    unknown = [c for c in contenders if c.partition("@")[0] not in ALL_CONTENDERS
-               or (c.partition("@")[2] and not Path(c.partition("@")[2], "nnbackend").is_dir())]
+    def known(c: str) -> bool:
+        c, *settings = c.split("%")
+        kind, _, path = c.partition("@")
+        return kind in ALL_CONTENDERS and (not path or Path(path, "nnbackend").is_dir()) and \
+            all("=" in setting for setting in settings)
+
+    unknown = [c for c in contenders if not known(c)]
     if unknown:
         raise SystemExit(f"unknown contender(s) {unknown}; choose from {', '.join(ALL_CONTENDERS)} "
-                         "(NAME@PATH runs an nnbackend contender from the checkout at PATH)")
+                         "(NAME@PATH runs an nnbackend contender from the checkout at PATH; "
+                         "NAME%VAR=VALUE sets an environment variable for that contender's worker)")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     if args.openblas_thread_timeout is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = str(args.openblas_thread_timeout)
+    if args.threads_forced:  # one thread count for every library in every worker
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NNBACKEND_NUM_THREADS"):
+            env[var] = str(args.threads)
+        if args.threads == 1:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                                "intra_op_parallelism_threads=1").strip()
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in env:
             print(f"warning: {var}={env[var]} is set and may slow NumPy's BLAS; run under "
@@ -934,17 +984,24 @@ def main(argv: list[str] | None = None) -> int:
                                    "imports and loading the data"},
             "machine": machine(args, env),
         }
-        result["rows"] = run_rows(args, rows, contenders, folder, env)
+        out = Path(args.out) if args.out else HERE / "results" / (
+            f"bench_train-{started:%Y-%m-%d-%H%M}{'-quick' if args.quick else ''}"
+            f"{'-cuda' if args.device == 'cuda' else ''}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+
+        def save(rows: dict[str, Any] | None = None) -> None:  # after every row: a timeout keeps the rest
+            if rows is not None:
+                result["rows"] = rows
+            result["seconds"] = (datetime.datetime.now() - started).total_seconds()
+            out.write_text(json.dumps(result, indent=1))
+
+        result["rows"] = run_rows(args, rows, contenders, folder, env, save)
         if args.t97:
             result["time_to_target"] = run_t97(args, contenders, folder, env)
-        result["seconds"] = (datetime.datetime.now() - started).total_seconds()
+        save()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print("\n" + machine_text(result["machine"]) + "\n\n" + table(result))
-    out = Path(args.out) if args.out else HERE / "results" / (
-        f"bench_train-{started:%Y-%m-%d-%H%M}{'-quick' if args.quick else ''}{'-cuda' if args.device == 'cuda' else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
     print(f"\nJSON: {out}")
     if args.readme:
         update_readme(result, out.resolve())
