@@ -764,7 +764,7 @@ def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
         "threads": args.threads, "device": args.device,
         "env": {k: env[k] for k in sorted(env)
-                if k.startswith(("OPENBLAS", "OMP_", "MKL_", "JAX_", "XLA_", "NNBACKEND_NUM", "MALLOC_"))},
+                if k.startswith(("OPENBLAS", "OMP_", "MKL_", "JAX_", "XLA_", "MALLOC_"))},
         "versions": {"numpy": np.__version__},
     }
     try:
@@ -899,7 +899,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="timed epochs per row after the warm-up (default 5; --quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads for every library: BLAS, nnbackend's element-wise chains, PyTorch, XLA "
+                   help="threads for every library: BLAS, PyTorch, XLA "
                         "(default: all cores, each library's own default)")
     p.add_argument("--dataset", default="mnist", help="nnbackend data set name (default mnist; tests use mnist-sample)")
     p.add_argument("--n-train", type=int, default=0, help="use only the first N training images (default: all)")
@@ -961,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.openblas_thread_timeout is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = str(args.openblas_thread_timeout)
     if args.threads_forced:  # one thread count for every library in every worker
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NNBACKEND_NUM_THREADS"):
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(args.threads)
         if args.threads == 1:
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "

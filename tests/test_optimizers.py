@@ -262,20 +262,6 @@ def test_state_dict_is_a_snapshot():
     np.testing.assert_array_equal(saved["state"]["p"]["exp_avg"], before)
 
 
-def test_adam_gives_the_same_values_in_one_thread_or_several(monkeypatch):
-    rng = np.random.default_rng(0)
-    p0 = rng.standard_normal((300, 700)).astype(np.float32)  # big enough to be split
-    results = []
-    for threads in ("1", "2", "3"):
-        monkeypatch.setenv("NNBACKEND_NUM_THREADS", threads)
-        opt, params = O.Adam(0.01), {"p": p0.copy()}
-        for k in range(4):
-            params = opt.update(params, {"p": np.sin(params["p"] * (k + 1))})
-        results.append(params["p"])
-    for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
-
-
 def test_adam_state_dict_reports_torchs_moments():
     torch = pytest.importorskip("torch")
     param = torch.nn.Parameter(torch.tensor(P0, dtype=torch.float64))

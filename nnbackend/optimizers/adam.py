@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from ..backend import namespace_of
-from ..inplace import split_elementwise, ufuncs
+from ..inplace import ufuncs
 from .base import Optimizer, check_positive, check_unit_interval
 
 __all__ = ["Adam", "AdamW"]
@@ -109,25 +107,16 @@ class Adam(Optimizer):
             v = state["grad_sq_sum"] = lib.zeros_like(param)
         work = self._work_buffer(name, param)
         scale, eps = self._scales(step)
-        new = lib.empty_like(param)
-
-        def chain(param: Any, grad: Any, m: Any, v: Any, work: Any, new: Any) -> None:
-            m *= beta1
-            m += grad
-            v *= beta2
-            lib.multiply(grad, grad, out=work)
-            v += work
-            lib.sqrt(v, out=work)
-            work *= scale
-            work += eps
-            lib.divide(m, work, out=work)
-            lib.subtract(param, work, out=new)
-
-        if lib is np:  # CPU: parts of the parameter on every core (NumPy releases the GIL in ufuncs)
-            split_elementwise(chain, param, grad, m, v, work, new)
-        else:
-            chain(param, grad, m, v, work, new)
-        return new
+        m *= beta1
+        m += grad
+        v *= beta2
+        lib.multiply(grad, grad, out=work)
+        v += work
+        lib.sqrt(v, out=work)
+        work *= scale
+        work += eps
+        lib.divide(m, work, out=work)
+        return param - work
 
     def _update_generic_in_place(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
         """In place with Array-API operators only (PyTorch, array_api_strict, amsgrad)."""
