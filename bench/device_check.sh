@@ -14,7 +14,7 @@
 #   3. the parity matrix on numpy, cupy and torch_cuda (named backends must be usable, or it fails);
 #   4. bench/bench_train.py --device cuda: nnbackend on CuPy against PyTorch CUDA, JAX on the GPU and
 #      the matmul floor (CuPy), rows 512-256/128, 512-256/full, 4096-4096/1024 and 4096-4096/full,
-#      then the time to 97% validation accuracy;
+#      then the time to 97% validation accuracy (2 seeds);
 #   5. a short table.
 # Results (logs, JSON) go to $OUT when the machine provides it, else to /tmp/device-check.
 set -uo pipefail
@@ -62,13 +62,13 @@ if [ "$DRY" = 1 ]; then
     # contenders report themselves unusable (or run on the CPU where their library can).
     parity_backends=numpy
     bench_args=(--device cpu --contenders numpy,floor,cupy,jax --rows 16-16/64,16-16/full
-                --n-train 512 --epochs 1 --t97-row 16-16/64 --target 0.5 --t97-max-epochs 2)
+                --n-train 512 --epochs 1 --t97-row 16-16/64 --target 0.5 --t97-max-epochs 2 --t97-seeds 2)
     data_args=(--dataset mnist-sample)
 else
     parity_backends=numpy,cupy,torch_cuda
     bench_args=(--device cuda --contenders cupy,torch_cuda,jax,floor
                 --rows 512-256/128,512-256/full,4096-4096/1024,4096-4096/full
-                --epochs 3 --t97-max-epochs 6)
+                --epochs 3 --t97-max-epochs 6 --t97-seeds 2)
 fi
 
 step "3. parity matrix on $parity_backends"

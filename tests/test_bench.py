@@ -14,7 +14,7 @@ def test_bench_train_quick_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(REPO / "bench" / "bench_train.py"), "--quick", "--dataset", "mnist-sample",
            "--n-train", "300", "--rows", "16/64,16/full", "--contenders", "numpy,floor,cupy", "--epochs", "1",
-           "--t97", "--t97-row", "16/64", "--target", "0.5", "--t97-max-epochs", "2", "--pause", "0", "--quiet-wait", "0", "--max-rounds", "2",
+           "--t97", "--t97-row", "16/64", "--target", "0.5", "--t97-max-epochs", "2", "--t97-seeds", "2", "--pause", "0", "--quiet-wait", "0", "--max-rounds", "2",
            "--out", str(out), "--no-readme"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -27,5 +27,7 @@ def test_bench_train_quick_runs_and_writes_json(tmp_path):
         assert 0 <= numpy["last_accuracy"] <= 1
         assert "error" in row["contenders"]["cupy"] or "median_s" in row["contenders"]["cupy"]
     t97 = result["time_to_target"]["contenders"]["numpy"]
-    assert 1 <= t97["epochs"] <= 2 and t97["wall_s"] > 0 and len(t97["val_accuracy"]) == t97["epochs"]
+    assert t97["runs"] == 2 and 1 <= t97["epochs"] <= 2 and t97["wall_s"] > 0
+    for run in t97["per_seed"]:
+        assert len(run["val_accuracy"]) == run["epochs"]
     assert "| 16/64 | numpy |" in proc.stdout and "Wall time to 50%" in proc.stdout
