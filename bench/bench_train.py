@@ -892,7 +892,8 @@ def update_readme(result: dict[str, Any], json_path: Path) -> None:
     head, _, rest = text.partition(README_START)
     _, _, tail = rest.partition(README_END)
     s = result["settings"]
-    body = (f"\nLatest run: {result['date']} (`{json_path.relative_to(REPO)}`), device {s['device']}, "
+    body = (f"\n### Latest results: {result['date']}, {result['machine']['threads']} thread(s) per contender\n\n"
+            f"Run: `{json_path.relative_to(REPO)}`, device {s['device']}, "
             f"{s['epochs']} timed epochs after {s['warmup']} warm-up, {s['n_train']} training images.\n\n"
             f"{machine_text(result['machine'])}\n\n{table(result)}\n")
     readme.write_text(head + README_START + body + README_END + tail)
