@@ -12,6 +12,7 @@ from typing import Any
 
 from .arrays import check_array, check_labels, check_same_length, is_integer, match_namespace, one_hot
 from .backend import namespace_of
+from .inplace import writeable
 
 __all__ = ["LOSSES", "BinaryCrossEntropy", "CrossEntropy", "Loss", "MSE", "get_loss"]
 
@@ -98,9 +99,18 @@ class CrossEntropy(_ProbabilityLoss):
             shifted = pred - xp.max(pred, axis=1, keepdims=True)
             exp = xp.exp(shifted)
             total = xp.sum(exp, axis=1, keepdims=True)
+            mass = xp.sum(target, axis=1, keepdims=True)
+            if writeable(shifted) and writeable(exp):  # the same maths in our own temporaries
+                shifted -= xp.log(total)  # now the log-probabilities
+                value = -xp.sum(target * shifted) / n
+                exp /= total
+                exp *= mass
+                exp -= target
+                exp /= n
+                return value, exp
             log_probs = shifted - xp.log(total)
             value = -xp.sum(target * log_probs) / n
-            grad = (exp / total * xp.sum(target, axis=1, keepdims=True) - target) / n
+            grad = (exp / total * mass - target) / n
             return value, grad
         p = xp.clip(pred, self.clip, 1.0)
         return -xp.sum(target * xp.log(p)) / n, -target / p / n

@@ -140,8 +140,12 @@ class Sequential:
         Returns ``dL/dx`` when ``input_grad`` is true, else ``None`` (and skips the work).
         """
         stop = 0 if input_grad else self._first_trainable
+        owned = False  # the caller's grad is not ours to overwrite; a fresh one from a layer is
         for i in range(len(self.layers) - 1, stop - 1, -1):
-            grad = self.layers[i].backward(grad, input_grad=input_grad or i > stop)
+            layer = self.layers[i]
+            backward = layer.backward_owned if owned else layer.backward
+            grad = backward(grad, input_grad=input_grad or i > stop)
+            owned = owned or layer.fresh_input_grad
         return grad if input_grad else None
 
     def train(self) -> Sequential:

@@ -203,3 +203,75 @@ def test_bad_hyperparameters_are_rejected(make, message):
 def test_get_optimizer_by_name():
     opt = O.get_optimizer("adam", lr=0.005)
     assert isinstance(opt, O.Adam) and opt.lr == 0.005 and math.isclose(opt.betas[1], 0.999)
+
+
+IN_PLACE = [
+    ("Adam", lambda: O.Adam(0.01)),
+    ("Adam wd", lambda: O.Adam(0.01, weight_decay=0.1)),
+    ("Adam amsgrad", lambda: O.Adam(0.01, amsgrad=True)),
+    ("AdamW", lambda: O.AdamW(0.01, weight_decay=0.1)),
+    ("GD momentum", lambda: O.GD(0.1, momentum=0.9)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,make", IN_PLACE, ids=[c[0] for c in IN_PLACE])
+def test_the_in_place_path_gives_exactly_the_functional_values(name, make, dtype):
+    writeable, frozen = P0.astype(dtype), P0.astype(dtype)
+    frozen.flags.writeable = False  # read-only parameters keep the functional path for good
+    np.testing.assert_array_equal(run(make(), steps=6, p0=writeable), run(make(), steps=6, p0=frozen))
+
+
+def test_state_is_updated_in_place_for_writeable_parameters_only(monkeypatch):
+    opt = O.Adam(0.01)
+    params = {"p": P0.copy()}
+    params = opt.update(params, {"p": gradient(params["p"])})
+    m = opt.state["p"]["grad_sum"]
+    params = opt.update(params, {"p": gradient(params["p"])})
+    assert opt.state["p"]["grad_sum"] is m  # same memory, new values
+    frozen = P0.copy()
+    frozen.flags.writeable = False
+    calls = []
+    monkeypatch.setattr(O.Adam, "_update_in_place", lambda *a: calls.append(a))
+    O.Adam(0.01).update({"p": frozen}, {"p": gradient(frozen)})
+    assert calls == []
+
+
+def test_the_read_only_parity_row_exercises_the_functional_path(monkeypatch):
+    from nnbackend import parity
+
+    cases = [c for c in parity.CASES if c.name in ("optimizer:Adam", "training:mlp-200-steps")]
+    for case in cases:
+        parity.reference(case)  # NumPy float64, writeable: the in-place path
+
+    def refuse(*args):
+        raise AssertionError("the in-place path ran on read-only parameters")
+
+    monkeypatch.setattr(O.Optimizer, "_update_in_place", refuse)
+    monkeypatch.setattr(O.Adam, "_update_in_place", refuse)
+    for case in cases:
+        assert parity.compare(case, parity.Target("numpy_readonly", "float32")).passed
+
+
+def test_state_dict_is_a_snapshot():
+    opt = O.Adam(0.01)
+    params = opt.update({"p": P0.copy()}, {"p": gradient(P0)})
+    saved = opt.state_dict()
+    before = saved["state"]["p"]["exp_avg"].copy()
+    opt.update(params, {"p": gradient(params["p"])})
+    np.testing.assert_array_equal(saved["state"]["p"]["exp_avg"], before)
+
+
+def test_adam_state_dict_reports_torchs_moments():
+    torch = pytest.importorskip("torch")
+    param = torch.nn.Parameter(torch.tensor(P0, dtype=torch.float64))
+    theirs = torch.optim.Adam([param], lr=0.01, amsgrad=True)
+    ours, params = O.Adam(0.01, amsgrad=True), {"p": P0.copy()}
+    for _ in range(4):
+        theirs.zero_grad()
+        param.grad = torch.tensor(gradient(param.detach().numpy()))
+        theirs.step()
+        params = ours.update(params, {"p": gradient(params["p"])})
+    state, reference = ours.state_dict()["state"]["p"], theirs.state[param]
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        np.testing.assert_allclose(state[key], reference[key].numpy(), rtol=1e-12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import namespace_of
+from ..inplace import ufuncs, writeable
 from .base import Layer
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
 class Identity(Layer):
     """``y = x`` (the paper's "Linear" activation)."""
 
+    fresh_input_grad = False
+
     def forward(self, x: Any) -> Any:
         self._remember(True)
         return x
@@ -41,9 +44,29 @@ class ReLU(Layer):
         self._remember(y)
         return y
 
+    def forward_owned(self, x: Any) -> Any:
+        lib = ufuncs(x)
+        if lib is None or not writeable(x):
+            return self.forward(x)
+        y = lib.maximum(x, 0, out=x)
+        self._remember(y)
+        return y
+
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        return self._backward(grad, owned=False)
+
+    def backward_owned(self, grad: Any, *, input_grad: bool = True) -> Any:
+        return self._backward(grad, owned=True)
+
+    def _backward(self, grad: Any, owned: bool) -> Any:
         y = self._recall()
-        return namespace_of(grad).where(y > 0, grad, 0)
+        # A multiply by the 0/1 mask, not where(y > 0, grad, 0): NumPy's where branches per element on
+        # a mask that is ~50% random, 6-14x slower than the vectorised multiply.
+        lib = ufuncs(grad)
+        if lib is not None:  # NumPy/CuPy multiply by a bool mask without a float copy of it
+            return lib.multiply(grad, y > 0, out=grad) if owned and writeable(grad) else lib.multiply(grad, y > 0)
+        xp = namespace_of(grad)
+        return grad * xp.astype(y > 0, grad.dtype)
 
 
 class LeakyReLU(Layer):

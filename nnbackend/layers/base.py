@@ -23,10 +23,18 @@ class Layer:
 
     Attributes:
         params: trainable arrays by name (``"weight"``, ``"bias"``); replaced, never mutated, by optimizers.
-        grads: gradients of the loss with respect to ``params``, same names, shapes and dtypes.
+        grads: gradients of the loss with respect to ``params``, same names, shapes and dtypes; a layer
+            may write the next backward pass into the same arrays (Dense does with NumPy and CuPy), so
+            copy them to keep them.
         buffers: non-trainable state saved with the model (e.g. running statistics).
-        training: in training mode forward keeps what backward needs; in eval mode it keeps nothing.
+        training: in training mode forward keeps what backward needs, until backward has used it; in
+            eval mode it keeps nothing.
+        fresh_input_grad: True when :meth:`backward` returns a new array (never the ``grad`` it was
+            given or a view of it); a :class:`~nnbackend.Sequential` model then hands that array to the
+            layer before with :meth:`backward_owned`.
     """
+
+    fresh_input_grad = True
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
@@ -65,6 +73,12 @@ class Layer:
         """Map a batch ``x`` to the layer's output (same namespace, device and float dtype)."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
+    def forward_owned(self, x: Any) -> Any:
+        """:meth:`forward` for an ``x`` the caller hands over and never reads again (e.g. a Dense layer's
+        fresh ``x @ W + b`` going into its activation): the layer may compute its output in ``x``'s
+        memory. The default is :meth:`forward`."""
+        return self.forward(x)
+
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
         """Given ``dL/dy`` (shape of the last output), fill :attr:`grads` and return ``dL/dx``.
 
@@ -72,6 +86,12 @@ class Layer:
         needs the gradient with respect to the input data).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def backward_owned(self, grad: Any, *, input_grad: bool = True) -> Any:
+        """:meth:`backward` for a ``grad`` the caller hands over and never reads again (a gradient the
+        next layer has just computed): the layer may compute in ``grad``'s memory. The default is
+        :meth:`backward`."""
+        return self.backward(grad, input_grad=input_grad)
 
     def __call__(self, x: Any) -> Any:
         """:meth:`forward` with its input checked first (models call ``forward`` directly)."""
@@ -102,12 +122,15 @@ class Layer:
             self._cache = value
 
     def _recall(self) -> Any:
-        if self._cache is None:
+        """What forward kept for backward, released here: each forward serves one backward, and a
+        full-batch step then frees each layer's activations as soon as its backward is done."""
+        value, self._cache = self._cache, None
+        if value is None:
             raise RuntimeError(
-                f"{type(self).__name__}.backward() needs a forward() in training mode first "
-                "(call model.train() before forward, or use Trainer.fit)"
+                f"{type(self).__name__}.backward() needs a forward() in training mode first, one per "
+                "backward (call model.train() before forward, or use Trainer.fit)"
             )
-        return self._cache
+        return value
 
     @property
     def n_params(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend, namespace_of
+from ..inplace import ufuncs, writeable
 from ..random import Streams
 from .activations import activation_config, activation_name, get_activation
 from .base import Layer, Shape
@@ -100,13 +101,35 @@ class Dense(Layer):
                 f"Dense expects input of shape (batch, {self.in_features}), got {tuple(x.shape)}"
             )
         self._remember(x)
-        z = x @ self.params["weight"] + self.params["bias"]
-        return z if self.activation is None else self.activation.forward(z)
+        z = x @ self.params["weight"]
+        # z is this layer's own fresh array: add the bias and apply the activation in its memory.
+        if writeable(z):
+            z += self.params["bias"]
+        else:
+            z = z + self.params["bias"]
+        return z if self.activation is None else self.activation.forward_owned(z)
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
+        """Fill ``grads`` and return ``dL/dx``. With NumPy and CuPy the gradient arrays of the previous
+        backward pass are reused as outputs: ``grads`` holds the latest gradients, overwritten by the next
+        backward pass (copy them to keep them)."""
+        return self._backward(grad, input_grad, owned=False)
+
+    def backward_owned(self, grad: Any, *, input_grad: bool = True) -> Any:
+        return self._backward(grad, input_grad, owned=True)
+
+    def _backward(self, grad: Any, input_grad: bool, owned: bool) -> Any:
         x = self._recall()
         if self.activation is not None:
-            grad = self.activation.backward(grad)
-        xp = namespace_of(grad)
-        self.grads = {"weight": x.T @ grad, "bias": xp.sum(grad, axis=0)}
-        return grad @ self.params["weight"].T if input_grad else None
+            act = self.activation
+            grad = act.backward_owned(grad) if owned else act.backward(grad)
+        weight, old = self.params["weight"], self.grads
+        lib = ufuncs(grad)
+        if (lib is not None and old and type(old["weight"]) is type(grad) and old["weight"].dtype == grad.dtype
+                and tuple(old["weight"].shape) == tuple(weight.shape) and writeable(old["weight"])
+                and writeable(old["bias"])):
+            self.grads = {"weight": lib.matmul(x.T, grad, out=old["weight"]),
+                          "bias": lib.sum(grad, axis=0, out=old["bias"])}
+        else:
+            self.grads = {"weight": x.T @ grad, "bias": namespace_of(grad).sum(grad, axis=0)}
+        return grad @ weight.T if input_grad else None

@@ -31,6 +31,8 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.rng: np.random.Generator | None = None
 
+    fresh_input_grad = False  # with rate 0 (or in eval mode) backward returns its input
+
     def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate}
 

@@ -14,6 +14,8 @@ __all__ = ["Flatten"]
 class Flatten(Layer):
     """Join all per-sample dimensions: (batch, d1, d2, ...) → (batch, d1 * d2 * ...)."""
 
+    fresh_input_grad = False  # backward returns a view of the gradient it receives
+
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if any(size is None for size in input_shape):
             return (None,)

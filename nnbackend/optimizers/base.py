@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import Backend, namespace_of, to_numpy
+from ..inplace import writeable
 
 __all__ = ["Optimizer", "check_positive", "check_unit_interval"]
 
@@ -40,6 +43,12 @@ class Optimizer:
     parameter name (``"0.weight"``) and created on the first step. ``steps`` counts the steps taken
     (the ``t`` of bias corrections), as ``torch.optim`` does.
 
+    Fast path: where a parameter is writeable on its first step (NumPy, CuPy, PyTorch,
+    array_api_strict; not JAX or read-only arrays) and its state arrays still are, optimizers that
+    implement :meth:`_update_in_place` update their *state* in place with the same formulas, with no
+    temporaries. Parameters themselves are never written: a new array is returned, so references
+    others hold to the old parameters (the Trainer's last finite and best parameters) stay valid.
+
     Args:
         lr: the learning rate, > 0.
     """
@@ -48,6 +57,15 @@ class Optimizer:
         self.lr = check_positive("lr", lr)
         self.steps = 0
         self.state: dict[str, dict[str, Any]] = {}
+        self._in_place: dict[str, bool] = {}  # per parameter, decided on its first step
+        self._scratch: dict[str, Any] = {}  # per parameter, a work buffer for the in-place path
+
+    #: State keys kept in another form than the one state_dict() reports: internal key -> reported
+    #: key; the reported array is the internal one times :meth:`_export_factor` (see Adam).
+    _EXPORTED: dict[str, str] = {}
+
+    def _export_factor(self, key: str) -> float:
+        return 1.0
 
     #: The constructor arguments, saved by :meth:`get_config` and restored by :meth:`load_state_dict`.
     hyperparameters: tuple[str, ...] = ("lr",)
@@ -63,13 +81,36 @@ class Optimizer:
     def update(self, params: dict[str, Any], grads: dict[str, Any]) -> dict[str, Any]:
         """New parameter arrays by name, one optimizer step from ``params`` along ``grads``."""
         self.steps += 1
-        return {
-            name: self._update(p, grads[name], self.state.setdefault(name, {}), self.steps)
-            for name, p in params.items()
-        }
+        new = {}
+        for name, param in params.items():
+            state = self.state.setdefault(name, {})
+            in_place = self._in_place.get(name)
+            if in_place is None:
+                # Sticky: a library that hands out read-only parameters keeps the functional path.
+                in_place = self._in_place[name] = writeable(param)
+            if in_place and all(writeable(value) for value in state.values()):
+                new[name] = self._update_in_place(param, grads[name], state, self.steps, name)
+            else:
+                new[name] = self._update(param, grads[name], state, self.steps)
+        return new
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement _update()")
+
+    def _update_in_place(self, param: Any, grad: Any, state: dict[str, Any], step: int, name: str) -> Any:
+        """:meth:`_update` with the state arrays (writeable) updated in place; returns the new parameter.
+
+        Must give the same values as :meth:`_update`. The default is :meth:`_update`.
+        """
+        return self._update(param, grad, state, step)
+
+    def _work_buffer(self, name: str, like: Any) -> Any:
+        """A reusable scratch array shaped like ``like`` for parameter ``name``."""
+        buffer = self._scratch.get(name)
+        if (buffer is None or type(buffer) is not type(like) or buffer.dtype != like.dtype
+                or tuple(buffer.shape) != tuple(like.shape)):
+            buffer = self._scratch[name] = namespace_of(like).empty_like(like)
+        return buffer
 
     @staticmethod
     def _zeros(state: dict[str, Any], key: str, like: Any) -> Any:
@@ -83,10 +124,8 @@ class Optimizer:
             "type": type(self).__name__,
             "config": self.get_config(),
             "steps": self.steps,
-            "state": {
-                name: {key: to_numpy(value) for key, value in slots.items()}
-                for name, slots in self.state.items()
-            },
+            "state": {name: dict(self._export(key, value) for key, value in slots.items())
+                      for name, slots in self.state.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any], backend: Backend) -> None:
@@ -96,10 +135,26 @@ class Optimizer:
         for key, value in state["config"].items():
             setattr(self, key, tuple(value) if isinstance(value, list) else value)
         self.steps = int(state["steps"])
-        self.state = {
-            name: {key: backend.asarray(value) for key, value in slots.items()}
-            for name, slots in state["state"].items()
-        }
+        self.state = {name: dict(self._import(key, value, backend) for key, value in slots.items())
+                      for name, slots in state["state"].items()}
+        self._in_place.clear()
+        self._scratch.clear()
+
+    def _export(self, key: str, value: Any) -> tuple[str, np.ndarray]:
+        # A copy: the in-place path keeps writing into the live arrays.
+        array = np.array(to_numpy(value), copy=True)
+        if key in self._EXPORTED:
+            return self._EXPORTED[key], array * self._export_factor(key)
+        return key, array
+
+    def _import(self, key: str, value: Any, backend: Backend) -> tuple[str, Any]:
+        # A copy, so that updating in place never writes into the caller's arrays.
+        array = np.array(to_numpy(value), copy=True)
+        internal = {reported: name for name, reported in self._EXPORTED.items()}
+        if key in internal:
+            key = internal[key]
+            array = array / self._export_factor(key)
+        return key, backend.asarray(array)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

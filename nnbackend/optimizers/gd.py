@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backend import namespace_of
 from .base import Optimizer, check_positive, check_unit_interval
 
 __all__ = ["GD"]
@@ -48,7 +49,9 @@ class GD(Optimizer):
             grad = grad + self.weight_decay * param
         if self.momentum:
             buf = state.get("momentum_buffer")
-            buf = grad if buf is None else self.momentum * buf + (1 - self.dampening) * grad
+            # A copy on the first step: the gradient array may be reused by the next backward pass.
+            buf = namespace_of(grad).asarray(grad, copy=True) if buf is None else \
+                self.momentum * buf + (1 - self.dampening) * grad
             state["momentum_buffer"] = buf
             grad = grad + self.momentum * buf if self.nesterov else buf
         return param - self.lr * grad

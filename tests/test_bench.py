@@ -1,0 +1,33 @@
+"""The training benchmark runs end to end in a tiny configuration (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_train_quick_runs_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_train.py"), "--quick", "--dataset", "mnist-sample",
+           "--n-train", "300", "--rows", "16/64,16/full", "--contenders", "numpy,floor,cupy", "--epochs", "1",
+           "--t97", "--t97-row", "16/64", "--target", "0.5", "--t97-max-epochs", "2", "--t97-seeds", "2", "--pause", "0", "--quiet-wait", "0", "--max-rounds", "2",
+           "--out", str(out), "--no-readme"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["rows"]) == {"16/64", "16/full"}
+    for row in result["rows"].values():
+        numpy, floor = row["contenders"]["numpy"], row["contenders"]["floor"]
+        assert len(numpy["epoch_times"]) == 2 and numpy["median_s"] > 0 and numpy["peak_rss_mb"] > 0
+        assert numpy["ratio_to_floor"] > 0 and floor["products_per_step"] == 5
+        assert 0 <= numpy["last_accuracy"] <= 1
+        assert "error" in row["contenders"]["cupy"] or "median_s" in row["contenders"]["cupy"]
+    t97 = result["time_to_target"]["contenders"]["numpy"]
+    assert t97["runs"] == 2 and 1 <= t97["epochs"] <= 2 and t97["wall_s"] > 0
+    for run in t97["per_seed"]:
+        assert len(run["val_accuracy"]) == run["epochs"]
+    assert "| 16/64 | numpy |" in proc.stdout and "Wall time to 50%" in proc.stdout
