@@ -226,9 +226,9 @@ def test_state_is_updated_in_place_for_writeable_parameters_only(monkeypatch):
     opt = O.Adam(0.01)
     params = {"p": P0.copy()}
     params = opt.update(params, {"p": gradient(params["p"])})
-    m = opt.state["p"]["grad_sum"]
+    m = opt.state["p"]["exp_avg"]
     params = opt.update(params, {"p": gradient(params["p"])})
-    assert opt.state["p"]["grad_sum"] is m  # same memory, new values
+    assert opt.state["p"]["exp_avg"] is m  # same memory, new values
     frozen = P0.copy()
     frozen.flags.writeable = False
     calls = []

@@ -60,13 +60,6 @@ class Optimizer:
         self._in_place: dict[str, bool] = {}  # per parameter, decided on its first step
         self._scratch: dict[str, Any] = {}  # per parameter, a work buffer for the in-place path
 
-    #: State keys kept in another form than the one state_dict() reports: internal key -> reported
-    #: key; the reported array is the internal one times :meth:`_export_factor` (see Adam).
-    _EXPORTED: dict[str, str] = {}
-
-    def _export_factor(self, key: str) -> float:
-        return 1.0
-
     #: The constructor arguments, saved by :meth:`get_config` and restored by :meth:`load_state_dict`.
     hyperparameters: tuple[str, ...] = ("lr",)
 
@@ -124,7 +117,8 @@ class Optimizer:
             "type": type(self).__name__,
             "config": self.get_config(),
             "steps": self.steps,
-            "state": {name: dict(self._export(key, value) for key, value in slots.items())
+            # Copies: the in-place path keeps writing into the live arrays.
+            "state": {name: {key: np.array(to_numpy(value), copy=True) for key, value in slots.items()}
                       for name, slots in self.state.items()},
         }
 
@@ -135,26 +129,12 @@ class Optimizer:
         for key, value in state["config"].items():
             setattr(self, key, tuple(value) if isinstance(value, list) else value)
         self.steps = int(state["steps"])
-        self.state = {name: dict(self._import(key, value, backend) for key, value in slots.items())
+        # Copies, so that updating in place never writes into the caller's arrays.
+        self.state = {name: {key: backend.asarray(np.array(to_numpy(value), copy=True))
+                             for key, value in slots.items()}
                       for name, slots in state["state"].items()}
         self._in_place.clear()
         self._scratch.clear()
-
-    def _export(self, key: str, value: Any) -> tuple[str, np.ndarray]:
-        # A copy: the in-place path keeps writing into the live arrays.
-        array = np.array(to_numpy(value), copy=True)
-        if key in self._EXPORTED:
-            return self._EXPORTED[key], array * self._export_factor(key)
-        return key, array
-
-    def _import(self, key: str, value: Any, backend: Backend) -> tuple[str, Any]:
-        # A copy, so that updating in place never writes into the caller's arrays.
-        array = np.array(to_numpy(value), copy=True)
-        internal = {reported: name for name, reported in self._EXPORTED.items()}
-        if key in internal:
-            key = internal[key]
-            array = array / self._export_factor(key)
-        return key, backend.asarray(array)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
