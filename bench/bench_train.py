@@ -5,8 +5,8 @@ Rows are networks x batch sizes (``512-256/128``: hidden layers 512 and 256, bat
 whole training set in one step); columns are contenders:
 
     numpy             nnbackend on NumPy (its Trainer.fit, as a user runs it)
-    numpy_chunked     nnbackend on NumPy with the Trainer change of bench/proposed-training.patch
-                      (batches over 8192 rows run as slices with summed gradients)
+    numpy_whole       nnbackend on NumPy with Trainer(max_rows=None): a batch over 8,192 rows runs
+                      whole instead of in slices with summed gradients (the default)
     torch_backend     nnbackend on PyTorch tensors (proof that the engine is generic; cpu or cuda)
     array_api_strict  nnbackend on array_api_strict (slow, conformance only)
     cupy              nnbackend on CuPy (needs a CUDA device)
@@ -69,9 +69,9 @@ CUDA_ROWS = ("512-256/128", "512-256/full", "4096-4096/1024", "4096-4096/full")
 QUICK_ROWS = ("128/128", "128/full")
 CPU_CONTENDERS = ("numpy", "torch_backend", "pytorch", "jax", "floor")
 CUDA_CONTENDERS = ("cupy", "torch_cuda", "jax", "floor")
-ALL_CONTENDERS = ("numpy", "numpy_chunked", "torch_backend", "array_api_strict", "cupy", "pytorch", "torch_cuda", "jax", "floor")
+ALL_CONTENDERS = ("numpy", "numpy_whole", "torch_backend", "array_api_strict", "cupy", "pytorch", "torch_cuda", "jax", "floor")
 PEERS = ("pytorch", "torch_cuda", "jax")
-NNBACKEND = ("numpy", "numpy_chunked", "torch_backend", "array_api_strict", "cupy")
+NNBACKEND = ("numpy", "numpy_whole", "torch_backend", "array_api_strict", "cupy")
 T97_ROW = "512-256/128"
 LR = 0.001
 SEED = 0
@@ -175,7 +175,7 @@ class NnbackendRun:
         name, device = spec["contender"], spec["device"]
         backend = {
             "numpy": lambda: nb.get_backend("numpy"),
-            "numpy_chunked": lambda: nb.get_backend("numpy"),
+            "numpy_whole": lambda: nb.get_backend("numpy"),
             "torch_backend": lambda: nb.get_backend("torch", device=device),
             "array_api_strict": lambda: nb.get_backend("array_api_strict"),
             "cupy": lambda: nb.get_backend("cupy"),
@@ -191,12 +191,8 @@ class NnbackendRun:
         layers = [nb.layers.Dense(a, b, "relu" if i < len(dims) - 2 else None)
                   for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))]
         self.model = nb.Sequential(layers, backend=backend, seed=spec["seed"])
-        trainer_class = nb.Trainer
-        if name == "numpy_chunked":
-            from proposed_training import ProposedTrainer  # bench/, on sys.path as the script's folder
-
-            trainer_class = ProposedTrainer
-        self.trainer = trainer_class(self.model, nb.losses.CrossEntropy(), nb.optimizers.Adam(LR))
+        options = {"max_rows": None} if name == "numpy_whole" else {}
+        self.trainer = nb.Trainer(self.model, nb.losses.CrossEntropy(), nb.optimizers.Adam(LR), **options)
 
     def run(self, channel: Channel) -> None:
         nb, data, spec = self.nb, self.data, self.spec

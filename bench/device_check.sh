@@ -11,7 +11,7 @@
 # Steps, each under its own timeout so that the whole stays within 5 minutes:
 #   1. install array-api-compat and array-api-strict from .whl/ into /tmp/site;
 #   2. nvidia-smi -L and what nnbackend sees;
-#   3. the parity matrix on numpy, cupy and torch_cuda (named backends must be usable, or it fails);
+#   3. nnbackend parity on numpy, cupy and torch_cuda (named backends must be usable, or it fails);
 #   4. bench/bench_train.py --device cuda: nnbackend on CuPy against PyTorch CUDA, JAX on the GPU and
 #      the matmul floor (CuPy), rows 512-256/128, 512-256/full, 4096-4096/1024 and 4096-4096/full,
 #      then the time to 97% validation accuracy (2 seeds);
@@ -72,8 +72,8 @@ else
 fi
 
 step "3. parity matrix on $parity_backends"
-timeout 100 "$PY" -m pytest tests/test_parity.py --backends "$parity_backends" -q -p no:cacheprovider \
-    2>&1 | tee "$OUT/parity.log" | tail -15
+timeout 100 "$PY" -m nnbackend parity --backends "$parity_backends" --json "$OUT/parity.json" \
+    --markdown "$OUT/parity.md" 2>&1 | tee "$OUT/parity.log" | tail -25
 code=${PIPESTATUS[0]}
 [ "$code" = 0 ] || note_failure "parity matrix" "$code"
 

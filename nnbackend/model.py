@@ -293,6 +293,11 @@ class Sequential:
         return sum(layer.n_params for layer in self.layers)
 
     @property
+    def mixes_rows(self) -> bool:
+        """True when a layer makes a row's output depend on other rows of the batch (BatchNorm)."""
+        return any(layer.mixes_rows or any(child.mixes_rows for child in layer.children()) for layer in self.layers)
+
+    @property
     def ends_with_softmax(self) -> bool:
         """True when the last operation is a Softmax (the outputs are probabilities)."""
         last = self.layers[-1]

@@ -210,14 +210,15 @@ def _optimizer_case(name: str, make: Callable[[], O.Optimizer]) -> ParityCase:
 
 
 def _training_case(name: str, make_model: Callable[[Backend], Sequential],
-                   data: Callable[[], tuple[np.ndarray, np.ndarray]], epochs: int, batch_size: int) -> ParityCase:
+                   data: Callable[[], tuple[np.ndarray, np.ndarray]], epochs: int, batch_size: int | None,
+                   max_rows: int | None = None) -> ParityCase:
     """A short ``Trainer.fit`` with Adam(0.01) from fixed host data; outputs are the final parameters,
     buffers and the loss curve."""
 
     def run(backend: Backend) -> dict[str, np.ndarray]:
         x, y = data()
         model = make_model(backend)
-        trainer = Trainer(model, losses_module.CrossEntropy(), O.Adam(0.01))
+        trainer = Trainer(model, losses_module.CrossEntropy(), O.Adam(0.01), max_rows=max_rows)
         history = trainer.fit(x, y, epochs=epochs, batch_size=batch_size, seed=0, verbose=0)
         outputs = {k: to_numpy(v) for k, v in {**model.parameters(), **model.buffers()}.items()}
         outputs["loss_curve"] = np.asarray(history.loss)
@@ -298,6 +299,7 @@ CASES: list[ParityCase] = [
     _optimizer_case("AdaGrad", lambda: O.AdaGrad(0.1, lr_decay=0.01)),
     _optimizer_case("AdaDelta", lambda: O.AdaDelta(1.0)),
     _training_case("mlp-200-steps", _mlp, _mlp_data, epochs=20, batch_size=32),
+    _training_case("mlp-full-batch-in-slices", _mlp, _mlp_data, epochs=10, batch_size=None, max_rows=96),
     _training_case("cnn-9-steps", _cnn, _image_data, epochs=3, batch_size=16),
 ]
 

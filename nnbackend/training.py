@@ -17,6 +17,7 @@ from .arrays import check_array, check_labels, check_same_length, is_integer, on
 from .backend import namespace_of
 from .checkpoint import Position, load_checkpoint, save_checkpoint
 from .history import History
+from .inplace import writeable
 from .losses import Loss, get_loss
 from .model import PREDICT_BATCH_SIZE, Sequential
 from .optimizers import Optimizer, get_optimizer
@@ -104,12 +105,21 @@ class Trainer:
         loss: a :class:`~nnbackend.losses.Loss` or its name. Defaults to ``"cross_entropy"`` (from logits).
         optimizer: an :class:`~nnbackend.optimizers.Optimizer` or its name (default hyperparameters).
             Defaults to ``"adam"``.
+        max_rows: the most rows one forward and backward pass holds. A larger batch (a full batch of
+            56,000 images, say) runs in slices of ``max_rows`` whose gradients add up to the batch's, and
+            takes one optimizer step on the sum: the same step up to float rounding, with one slice's
+            activations in memory instead of the whole batch's. ``None`` never splits. A model with a
+            layer that mixes rows (BatchNorm in training mode) is never split. Defaults to ``8192``.
     """
 
     def __init__(self, model: Sequential, loss: str | Loss = "cross_entropy",
-                 optimizer: str | Optimizer = "adam") -> None:
+                 optimizer: str | Optimizer = "adam", *, max_rows: int | None = 8192) -> None:
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnbackend Sequential, got {type(model).__name__}")
+        if max_rows is not None and (not isinstance(max_rows, (int, np.integer)) or isinstance(max_rows, bool)
+                                     or max_rows < 1):
+            raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
+        self.max_rows = None if max_rows is None else int(max_rows)
         self.model = model
         self.loss = get_loss(loss)
         self.optimizer = get_optimizer(optimizer)
@@ -312,30 +322,56 @@ class Trainer:
                      progress: Progress) -> bool:
         """Run the rest of epoch ``position.epoch`` on ``data`` = (inputs, dense targets, labels or None),
         advancing ``position``; only the two sums stay on the device. False when interrupted."""
-        model, optimizer, loss = self.model, self.optimizer, self.loss
-        xd, td, ld = data
-        xp, n = model.backend.xp, xd.shape[0]
+        xd = data[0]
+        n = xd.shape[0]
         order = position.order
-        idx_all = None if order is None else xp.asarray(order, device=array_api_compat.device(xd))
+        idx_all = None if order is None else self.model.backend.xp.asarray(order, device=array_api_compat.device(xd))
         for begin in range(position.begin, n, batch_size):
             if self._interrupt_requested:
                 return False
             end = min(begin + batch_size, n)  # the Array API leaves out-of-range slice stops undefined
-            if batch_size == n and idx_all is None:
-                xb, tb, lb = xd, td, ld
-            else:
-                idx = None if idx_all is None else idx_all[begin:end]
-                xb, tb, lb = (_rows(a, idx, begin, end) for a in (xd, td, ld))
-            out = model.forward(xb)
-            value, grad = loss._value_and_gradient(out, tb)
-            model.backward(grad)
-            optimizer.step(model)
-            position.loss_sum = position.loss_sum + value * (end - begin)
-            if lb is not None:
-                position.correct = position.correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == lb, xp.int64))
+            self._step(data, idx_all, begin, end, position)
             position.begin = end
             progress.step()
         return True
+
+    def _step(self, data: tuple[Any, Any, Any], idx_all: Any, begin: int, end: int, position: Position) -> None:
+        """One optimizer step on the batch of rows ``begin:end`` of ``data`` (in the order ``idx_all``).
+
+        A batch of more than ``max_rows`` rows runs forward and backward in slices; each slice's
+        mean-loss gradient is weighted by its share of the batch, so the weighted gradients sum to the
+        batch's. They are summed in copies: the next slice's backward pass may write into the layers'
+        gradient arrays.
+        """
+        model = self.model
+        rows = end - begin
+        if self.max_rows is None or rows <= self.max_rows or model.mixes_rows:
+            self._forward_backward(_batch(data, idx_all, begin, end), 1.0, position)
+            self.optimizer.step(model)
+            return
+        summed: dict[str, Any] = {}
+        for lo in range(begin, end, self.max_rows):
+            hi = min(lo + self.max_rows, end)
+            self._forward_backward(_batch(data, idx_all, lo, hi), (hi - lo) / rows, position)
+            for name, grad in model.gradients().items():
+                if name not in summed:
+                    summed[name] = model.backend.xp.asarray(grad, copy=True)
+                elif writeable(summed[name]):
+                    summed[name] += grad
+                else:
+                    summed[name] = summed[name] + grad
+        model.set_parameters(self.optimizer.update(model.parameters(), summed), check=False)
+
+    def _forward_backward(self, batch: tuple[Any, Any, Any], weight: float, position: Position) -> None:
+        """Forward and backward ``batch`` = (inputs, targets, labels or None) with the loss gradient
+        scaled by ``weight``; add its loss and hits to ``position``'s sums."""
+        xb, tb, lb = batch
+        out = self.model.forward(xb)
+        value, grad = self.loss._value_and_gradient(out, tb)
+        self.model.backward(grad if weight == 1.0 else grad * weight)
+        position.loss_sum = position.loss_sum + value * xb.shape[0]
+        if lb is not None:
+            position.correct = position.correct + _hits(out, lb)
 
     # -- evaluation -----------------------------------------------------------------------------
     def _evaluate(self, x: Any, targets: Any, labels: Any, batch_size: int = PREDICT_BATCH_SIZE) -> tuple[float, float | None]:
@@ -351,8 +387,7 @@ class Trainer:
                 value, _ = self.loss._value_and_gradient(out, targets[begin:end, ...])
                 loss_sum = loss_sum + value * out.shape[0]
                 if labels is not None:
-                    hits = xp.argmax(out, axis=1) == labels[begin:end, ...]
-                    correct = correct + xp.sum(xp.astype(hits, xp.int64))
+                    correct = correct + _hits(out, labels[begin:end, ...])
         finally:
             if was_training:
                 model.train()
@@ -366,6 +401,22 @@ class Trainer:
     def predict(self, x: Any, *, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Predicted class labels (N,) int64 on the host."""
         return self.model.predict_classes(x, batch_size=batch_size)
+
+
+def _hits(out: Any, labels: Any) -> Any:
+    """How many rows of scores ``out`` (B, C) have their largest score at ``labels`` (B,): a 0-d int64
+    array on the device (summed there; read on the host once per epoch)."""
+    xp = namespace_of(out)
+    return xp.sum(xp.astype(xp.argmax(out, axis=1) == labels, xp.int64))
+
+
+def _batch(data: tuple[Any, Any, Any], idx_all: Any, begin: int, end: int) -> tuple[Any, Any, Any]:
+    """Rows ``begin:end`` of each array in ``data`` (None stays None), taken in the order ``idx_all``
+    when it is not None; all of ``data`` as it is for the whole of it in stored order."""
+    if idx_all is None and begin == 0 and end == data[0].shape[0]:
+        return data
+    idx = None if idx_all is None else idx_all[begin:end]
+    return tuple(_rows(a, idx, begin, end) for a in data)
 
 
 def _rows(a: Any, idx: Any, begin: int, end: int) -> Any:

@@ -147,3 +147,45 @@ def test_learning_rate_decay_multiplies_after_every_epoch():
     assert trainer.optimizer.lr == pytest.approx(0.01 * 0.5**3)
     with pytest.raises(ValueError, match=r"factor must be in \(0, 1\]"):
         nb.LearningRateDecay(1.5)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: O.GD(0.5), lambda: O.Adam(0.01)], ids=["GD", "Adam"])
+@pytest.mark.parametrize("batch_size", [None, 100])
+def test_a_batch_over_max_rows_runs_in_slices_with_the_same_step(optimizer, batch_size):
+    x, y = blobs(n=300)
+    x = x.astype(np.float64)
+    whole, sliced = mlp(dtype="float64"), mlp(dtype="float64")
+    expected = nb.Trainer(whole, optimizer=optimizer(), max_rows=None).fit(
+        x, y, epochs=3, batch_size=batch_size, verbose=0)
+    history = nb.Trainer(sliced, optimizer=optimizer(), max_rows=7).fit(x, y, epochs=3, batch_size=batch_size,
+                                                                          verbose=0)
+    for name, value in whole.parameters().items():
+        np.testing.assert_allclose(sliced.parameters()[name], value, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(history.loss, expected.loss, rtol=1e-12)
+    assert history.accuracy == expected.accuracy
+
+
+def test_slices_do_not_hold_the_whole_batch():
+    x, y = blobs(n=300)
+    model = mlp()
+    rows = []
+    forward = model.forward
+    model.forward = lambda xb: rows.append(xb.shape[0]) or forward(xb)
+    nb.Trainer(model, max_rows=128).fit(x, y, epochs=1, verbose=0)
+    assert rows == [128, 128, 44]
+
+
+def test_a_model_with_batch_statistics_is_never_split():
+    x, y = blobs(n=300)
+    models = [nb.Sequential([L.Dense(8, 16), L.BatchNorm(16), L.ReLU(), L.Dense(16, 3)], seed=0) for _ in range(2)]
+    assert models[0].mixes_rows and not mlp().mixes_rows
+    nb.Trainer(models[0], max_rows=None).fit(x, y, epochs=2, verbose=0)
+    nb.Trainer(models[1], max_rows=50).fit(x, y, epochs=2, verbose=0)
+    for name, value in models[0].state_dict().items():
+        np.testing.assert_array_equal(models[1].state_dict()[name], value)
+
+
+@pytest.mark.parametrize("max_rows", [0, -3, 2.5, True, "all"])
+def test_max_rows_must_be_a_positive_integer(max_rows):
+    with pytest.raises(ValueError, match="max_rows must be a positive integer or None"):
+        nb.Trainer(mlp(), max_rows=max_rows)

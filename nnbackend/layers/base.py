@@ -32,9 +32,12 @@ class Layer:
         fresh_input_grad: True when :meth:`backward` returns a new array (never the ``grad`` it was
             given or a view of it); a :class:`~nnbackend.Sequential` model then hands that array to the
             layer before with :meth:`backward_owned`.
+        mixes_rows: True when, in training mode, a row's output depends on the other rows of the batch
+            (BatchNorm's batch statistics); the :class:`~nnbackend.Trainer` then never splits a batch.
     """
 
     fresh_input_grad = True
+    mixes_rows = False
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}

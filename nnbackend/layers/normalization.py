@@ -31,6 +31,8 @@ class BatchNorm(Layer):
     replaced with new arrays on every update, never written in place.
     """
 
+    mixes_rows = True
+
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features <= 0:
