@@ -1,17 +1,18 @@
 """2-D convolution by im2col and one matrix product, written against the Array API only.
 
-Forward: the input is viewed channels-first ((channels, batch, height, width)), zero-padded, and its
-``kh * kw`` shifted strided slices (:func:`~nnbackend.layers.windows.window_slices`) are stacked into the
-column matrix ``cols`` (in_channels * kh * kw, batch * out_h * out_w); then ``W @ cols``, with the
-weight as it is stored (out_channels, in_channels * kh * kw), is one large matrix product. Backward:
+Forward: the input is viewed as (channels, height, width, batch), zero-padded, and its ``kh * kw``
+shifted strided slices (:func:`~nnbackend.layers.windows.window_slices`) are stacked into the column
+matrix ``cols`` (in_channels * kh * kw, out_h * out_w * batch); then ``W @ cols``, with the weight as it
+is stored (out_channels, in_channels * kh * kw), is one large matrix product. Backward:
 ``dW = g @ cols.T`` and ``dcols = W.T @ g`` are two more, and col2im adds the ``kh * kw`` slices of
 ``dcols`` back into a fresh zero array. Python loops run over kernel positions only.
 
-Layout: the product gives the output as (out_channels, batch, out_h, out_w) in memory; the layer
+Layout: the product gives the output as (out_channels, out_h, out_w, batch) in memory; the layer
 returns it as a (batch, out_channels, out_h, out_w) *view* (``permute_dims``, no copy). Element-wise
-layers, BatchNorm and pooling keep that memory order, so the next Conv2D's channels-first view of its
-input is free, and per-channel work (bias, batch statistics) runs along long contiguous rows. Shapes
-seen by users are always NCHW.
+layers, BatchNorm and pooling keep that memory order, so the next Conv2D's (channels, height, width,
+batch) view of its input is free. With the batch innermost, every window slice (here and in pooling)
+moves runs of ``width * batch`` (stride 1) or ``batch`` (pooling) contiguous elements instead of
+rows of ``width``: NumPy's element-wise loops then run long. Shapes seen by users are always NCHW.
 """
 
 from __future__ import annotations
@@ -140,12 +141,12 @@ class Conv2D(Layer):
         xp = namespace_of(x)
         n, _, height, width = x.shape
         out_hw = self._output_hw(height, width)
-        padded = _pad(xp.permute_dims(x, (1, 0, 2, 3)), self.pads)
+        padded = _pad(xp.permute_dims(x, (1, 2, 3, 0)), self.pads)
         cols = _im2col(padded, self.kernel_size, self.stride, out_hw)
         weight = xp.reshape(self.params["weight"], (self.out_channels, -1))
         z = weight @ cols + xp.reshape(self.params["bias"], (-1, 1))
         self._remember((cols, tuple(padded.shape), (height, width)))
-        y = xp.permute_dims(xp.reshape(z, (self.out_channels, n, *out_hw)), (1, 0, 2, 3))
+        y = xp.permute_dims(xp.reshape(z, (self.out_channels, *out_hw, n)), (3, 0, 1, 2))
         return y if self.activation is None else self.activation.forward(y)
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
@@ -154,18 +155,18 @@ class Conv2D(Layer):
             grad = self.activation.backward(grad)
         xp = namespace_of(grad)
         n, _, out_h, out_w = grad.shape
-        g = xp.reshape(xp.permute_dims(grad, (1, 0, 2, 3)), (self.out_channels, -1))
+        g = xp.reshape(xp.permute_dims(grad, (1, 2, 3, 0)), (self.out_channels, -1))
         weight = self.params["weight"]
         self.grads = {"weight": xp.reshape(g @ cols.T, weight.shape), "bias": xp.sum(g, axis=1)}
         if not input_grad:
             return None
         kh, kw = self.kernel_size
         dcols = xp.reshape(weight, (self.out_channels, -1)).T @ g
-        dcols = xp.reshape(dcols, (self.in_channels, kh * kw, n, out_h, out_w))
+        dcols = xp.reshape(dcols, (self.in_channels, kh * kw, out_h, out_w, n))
         dpadded = _col2im(dcols, padded_shape, self.kernel_size, self.stride)
         (top, _), (left, _) = self.pads
-        dx = dpadded[:, :, top : top + height, left : left + width]
-        return xp.permute_dims(dx, (1, 0, 2, 3))
+        dx = dpadded[:, top : top + height, left : left + width, :]
+        return xp.permute_dims(dx, (3, 0, 1, 2))
 
 
 def _resolve_padding(padding: int | Sequence[int] | str, kernel: Pair, stride: Pair) -> tuple[Pair, Pair]:
@@ -184,31 +185,32 @@ def _resolve_padding(padding: int | Sequence[int] | str, kernel: Pair, stride: P
 
 
 def _pad(x: Any, pads: tuple[Pair, Pair]) -> Any:
-    """Channels-first ``x`` (channels, batch, height, width) with zero rows and columns around it."""
+    """``x`` (channels, height, width, batch) with zero rows and columns around it."""
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
         return x
     xp = namespace_of(x)
-    channels, n, height, width = x.shape
-    shape = (channels, n, height + top + bottom, width + left + right)
+    channels, height, width, n = x.shape
+    shape = (channels, height + top + bottom, width + left + right, n)
     padded = xp.zeros(shape, dtype=x.dtype, device=array_api_compat.device(x))
-    padded[:, :, top : top + height, left : left + width] = x
+    padded[:, top : top + height, left : left + width, :] = x
     return padded
 
 
 def _im2col(padded: Any, kernel: Pair, stride: Pair, out_hw: Pair) -> Any:
-    """The column matrix (channels * kh * kw, batch * out_h * out_w) of a padded channels-first input."""
+    """The column matrix (channels * kh * kw, out_h * out_w * batch) of a padded (channels, height,
+    width, batch) input."""
     xp = namespace_of(padded)
-    windows = [padded[:, :, rows, cols] for rows, cols in window_slices(kernel, stride, out_hw)]
-    stacked = xp.stack(windows, axis=1)  # (channels, kh * kw, batch, out_h, out_w)
+    windows = [padded[:, rows, cols, :] for rows, cols in window_slices(kernel, stride, out_hw)]
+    stacked = xp.stack(windows, axis=1)  # (channels, kh * kw, out_h, out_w, batch)
     return xp.reshape(stacked, (stacked.shape[0] * stacked.shape[1], -1))
 
 
 def _col2im(dcols: Any, padded_shape: tuple[int, ...], kernel: Pair, stride: Pair) -> Any:
-    """Sum ``dcols`` (channels, kh * kw, batch, out_h, out_w) back onto the padded input's positions."""
+    """Sum ``dcols`` (channels, kh * kw, out_h, out_w, batch) back onto the padded input's positions."""
     xp = namespace_of(dcols)
-    out_hw = (dcols.shape[3], dcols.shape[4])
+    out_hw = (dcols.shape[2], dcols.shape[3])
     dpadded = xp.zeros(padded_shape, dtype=dcols.dtype, device=array_api_compat.device(dcols))
     for k, (rows, cols) in enumerate(window_slices(kernel, stride, out_hw)):
-        dpadded[:, :, rows, cols] += dcols[:, k, :, :, :]
+        dpadded[:, rows, cols, :] += dcols[:, k, :, :, :]
     return dpadded

@@ -128,12 +128,12 @@ class BatchNorm(Layer):
 
 def _feature_rows(x: Any) -> Any:
     """``x`` as (features, samples): one row per feature (flat inputs) or channel (images, whose rows
-    hold batch, height and width). A view without copying when images are channels-first in memory, as
-    Conv2D's outputs are."""
+    hold height, width and batch). A view without copying when images are (channels, height, width,
+    batch) in memory, as Conv2D's outputs are."""
     xp = namespace_of(x)
     if x.ndim == 2:
         return xp.permute_dims(x, (1, 0))
-    return xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (x.shape[1], -1))
+    return xp.reshape(xp.permute_dims(x, (1, 2, 3, 0)), (x.shape[1], -1))
 
 
 def _from_feature_rows(rows: Any, shape: tuple[int, ...]) -> Any:
@@ -142,4 +142,4 @@ def _from_feature_rows(rows: Any, shape: tuple[int, ...]) -> Any:
     if len(shape) == 2:
         return xp.permute_dims(rows, (1, 0))
     n, channels, height, width = shape
-    return xp.permute_dims(xp.reshape(rows, (channels, n, height, width)), (1, 0, 2, 3))
+    return xp.permute_dims(xp.reshape(rows, (channels, height, width, n)), (3, 0, 1, 2))
