@@ -360,7 +360,7 @@ class Trainer:
                     summed[name] += grad
                 else:
                     summed[name] = summed[name] + grad
-        model.set_parameters(self.optimizer.update(model.parameters(), summed), check=False)
+        self.optimizer.step(model, summed)
 
     def _forward_backward(self, batch: tuple[Any, Any, Any], weight: float, position: Position) -> None:
         """Forward and backward ``batch`` = (inputs, targets, labels or None) with the loss gradient

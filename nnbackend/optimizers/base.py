@@ -67,9 +67,11 @@ class Optimizer:
         """The hyperparameters (constructor arguments), JSON-ready."""
         return {name: _jsonable(getattr(self, name)) for name in self.hyperparameters}
 
-    def step(self, model: Any) -> None:
-        """Update ``model``'s parameters from the gradients of its last backward pass."""
-        model.set_parameters(self.update(model.parameters(), model.gradients()), check=False)
+    def step(self, model: Any, grads: dict[str, Any] | None = None) -> None:
+        """Update ``model``'s parameters along ``grads`` (named like its parameters), by default the
+        gradients of its last backward pass."""
+        grads = model.gradients() if grads is None else grads
+        model.set_parameters(self.update(model.parameters(), grads), check=False)
 
     def update(self, params: dict[str, Any], grads: dict[str, Any]) -> dict[str, Any]:
         """New parameter arrays by name, one optimizer step from ``params`` along ``grads``."""
