@@ -200,6 +200,35 @@ def test_reproduce_quick_reports_the_papers_numbers_and_resumes(mnist_dir, tmp_p
     assert "over 2 invocations" in (tmp_path / "report.md").read_text()
 
 
+def test_class_tables_add_the_grids_best_model_by_validation_accuracy(tmp_path):
+    from nnbackend.reproduce import best_by_validation, render_report
+
+    def metrics(val_accuracy, confusion):
+        return {"final": {"val_accuracy": val_accuracy}, "wall_time_s": 1.0,
+                "test": {"samples": int(np.sum(confusion)),
+                         "report": {"confusion": confusion, "class_names": ["a", "b"]}}}
+
+    runs = {run.key: run for run in plan([6, 8], paper.FULL, tmp_path)}
+    paper_setting, two_layers = runs["fashion-mnist-adam-lr0.005-512"], runs["fashion-mnist-adam-lr0.005-512x256"]
+    paper_setting.metrics = metrics(0.89, [[9, 1], [1, 9]])  # P = R = F1 = 0.9
+    context = {"settings": paper.FULL, "backend": "numpy", "tables": [8], "machine": {
+        "platform": "p", "processor": "x", "cpu_count": 2, "python": "3", "numpy": "2"},
+        "invocations": [{"wall_time_s": 2.0, "trained": 0, "jobs": 1}]}
+
+    # The paper's setting is the best: no second row.
+    assert best_by_validation(runs.values(), "fashion-mnist") is paper_setting
+    assert "best model by validation accuracy" not in render_report(list(runs.values()), context)
+
+    two_layers.metrics = metrics(0.90, [[10, 0], [2, 8]])  # weighted P 0.9167, R 0.9, F1 0.8990
+    assert best_by_validation(runs.values(), "fashion-mnist") is two_layers
+    assert best_by_validation(runs.values(), "mnist") is None
+    report = render_report(list(runs.values()), context)
+    assert "| ours, the paper's setting | 0.9000 | 0.9000 | 0.9000 |" in report
+    assert ("| ours, the grid's best model by validation accuracy: [fashion-mnist-adam-lr0.005-512x256]"
+            "(runs/fashion-mnist-adam-lr0.005-512x256/report.md) | 0.9167 | 0.9000 | 0.8990 |") in report
+    assert "(0.9000, against 0.8900 for the paper's setting)" in report
+
+
 def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):
     # A stand-in table on the shipped sample: an absurd learning rate overflows the weights.
     table = paper.Table(1, "sample, gradient descent", "lr", (
