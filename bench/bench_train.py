@@ -5,8 +5,8 @@ Rows are networks x batch sizes (``512-256/128``: hidden layers 512 and 256, bat
 whole training set in one step); columns are contenders:
 
     numpy             nnbackend on NumPy (its Trainer.fit, as a user runs it)
-    numpy_whole       nnbackend on NumPy with Trainer(max_rows=None): a batch over 8,192 rows runs
-                      whole instead of in slices with summed gradients (the default)
+    numpy_whole       nnbackend on NumPy with Trainer(max_rows=None): a batch over 2,048 rows runs
+                      whole instead of in slices with summed gradients (the default on a CPU)
     torch_backend     nnbackend on PyTorch tensors (proof that the engine is generic; cpu or cuda)
     array_api_strict  nnbackend on array_api_strict (slow, conformance only)
     cupy              nnbackend on CuPy (needs a CUDA device)
@@ -463,6 +463,10 @@ class FloorRun(LoopRun):
 
 def worker_main(spec: dict[str, Any]) -> None:
     channel = Channel()
+    if spec.get("pin_cpus"):
+        # XLA ignores its thread flags (jax 0.10: CPU time twice the wall time under
+        # intra_op_parallelism_threads=1) but sizes its pool from the CPUs it may run on.
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:spec["pin_cpus"]])
     if spec.get("engine_path"):  # another checkout of nnbackend (e.g. the engine before a change)
         sys.path.insert(0, spec["engine_path"])
     try:
@@ -502,7 +506,8 @@ class Worker:
         contender, *settings = contender.split("%")  # numpy%OPENBLAS_THREAD_TIMEOUT=4: this worker's env
         kind, _, engine_path = contender.partition("@")
         spec = {"contender": kind, "row": row.name, "device": args.device, "threads": args.threads,
-                "data_dir": data_dir, "validate": validate, "engine_path": engine_path or None, "seed": seed}
+                "data_dir": data_dir, "validate": validate, "engine_path": engine_path or None, "seed": seed,
+                "pin_cpus": args.threads if args.threads_forced and hasattr(os, "sched_setaffinity") else None}
         env = dict(env)
         env.update(setting.split("=", 1) for setting in settings)
         if kind == "jax":
@@ -925,8 +930,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="timed epochs per row after the warm-up (default 5; --quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads for every library: BLAS, PyTorch, XLA "
-                        "(default: all cores, each library's own default)")
+                   help="threads for every library: BLAS, PyTorch, XLA; each worker is also pinned to that "
+                        "many CPUs (default: all cores, each library's own default)")
     p.add_argument("--dataset", default="mnist", help="nnbackend data set name (default mnist; tests use mnist-sample)")
     p.add_argument("--n-train", type=int, default=0, help="use only the first N training images (default: all)")
     p.add_argument("--t97", dest="t97", action="store_true", default=None, help="measure the time to the target accuracy")

@@ -24,7 +24,11 @@ from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
 from .random import generator
 
-__all__ = ["Callback", "EarlyStopping", "LearningRateDecay", "Trainer", "TrainingInterrupted"]
+__all__ = ["CPU_MAX_ROWS", "Callback", "EarlyStopping", "LearningRateDecay", "Trainer", "TrainingInterrupted"]
+
+#: Rows per forward/backward slice of a big batch on a CPU (``Trainer(max_rows="auto")``): a 2048 x 512
+#: float32 activation is 4 MiB, so the element-wise passes between the matrix products run in cache.
+CPU_MAX_ROWS = 2048
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -109,17 +113,19 @@ class Trainer:
             56,000 images, say) runs in slices of ``max_rows`` whose gradients add up to the batch's, and
             takes one optimizer step on the sum: the same step up to float rounding, with one slice's
             activations in memory instead of the whole batch's. ``None`` never splits. A model with a
-            layer that mixes rows (BatchNorm in training mode) is never split. Defaults to ``8192``.
+            layer that mixes rows (BatchNorm in training mode) is never split. Defaults to ``"auto"``:
+            :data:`CPU_MAX_ROWS` rows on a CPU (a slice's activations stay in the processor's cache),
+            no slicing on a CUDA device (big products keep a GPU busy; pass a number to bound memory).
     """
 
     def __init__(self, model: Sequential, loss: str | Loss = "cross_entropy",
-                 optimizer: str | Optimizer = "adam", *, max_rows: int | None = 8192) -> None:
+                 optimizer: str | Optimizer = "adam", *, max_rows: int | str | None = "auto") -> None:
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnbackend Sequential, got {type(model).__name__}")
-        if max_rows is not None and (not isinstance(max_rows, (int, np.integer)) or isinstance(max_rows, bool)
-                                     or max_rows < 1):
-            raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
-        self.max_rows = None if max_rows is None else int(max_rows)
+        if max_rows is not None and max_rows != "auto" and (
+                not isinstance(max_rows, (int, np.integer)) or isinstance(max_rows, bool) or max_rows < 1):
+            raise ValueError(f"max_rows must be a positive integer, None or 'auto', got {max_rows!r}")
+        self.max_rows = max_rows if max_rows is None or max_rows == "auto" else int(max_rows)
         self.model = model
         self.loss = get_loss(loss)
         self.optimizer = get_optimizer(optimizer)
@@ -130,6 +136,13 @@ class Trainer:
             )
         self.history = History()
         self._interrupt_requested = False
+
+    @property
+    def slice_rows(self) -> int | None:
+        """``max_rows`` with ``"auto"`` resolved for the model's device (None: batches are never split)."""
+        if self.max_rows != "auto":
+            return self.max_rows
+        return None if self.model.backend.device_name.startswith("cuda") else CPU_MAX_ROWS
 
     # -- data -----------------------------------------------------------------------------------
     def _prepare(self, x: Any, y: Any, name: str) -> tuple[Any, Any, Any]:
@@ -345,13 +358,14 @@ class Trainer:
         """
         model = self.model
         rows = end - begin
-        if self.max_rows is None or rows <= self.max_rows or model.mixes_rows:
+        max_rows = self.slice_rows
+        if max_rows is None or rows <= max_rows or model.mixes_rows:
             self._forward_backward(_batch(data, idx_all, begin, end), 1.0, position)
             self.optimizer.step(model)
             return
         summed: dict[str, Any] = {}
-        for lo in range(begin, end, self.max_rows):
-            hi = min(lo + self.max_rows, end)
+        for lo in range(begin, end, max_rows):
+            hi = min(lo + max_rows, end)
             self._forward_backward(_batch(data, idx_all, lo, hi), (hi - lo) / rows, position)
             for name, grad in model.gradients().items():
                 if name not in summed:

@@ -175,6 +175,21 @@ def test_slices_do_not_hold_the_whole_batch():
     assert rows == [128, 128, 44]
 
 
+def test_auto_slices_cpu_batches_and_leaves_cuda_batches_whole(monkeypatch):
+    x, y = blobs(n=nb.training.CPU_MAX_ROWS * 2 + 100)
+    model = mlp()
+    trainer = nb.Trainer(model)
+    assert trainer.max_rows == "auto" and trainer.slice_rows == nb.training.CPU_MAX_ROWS
+    rows = []
+    forward = model.forward
+    model.forward = lambda xb: rows.append(xb.shape[0]) or forward(xb)
+    trainer.fit(x, y, epochs=1, verbose=0)
+    assert rows == [nb.training.CPU_MAX_ROWS, nb.training.CPU_MAX_ROWS, 100]
+    monkeypatch.setattr(type(model.backend), "device_name", property(lambda self: "cuda:0"))
+    assert trainer.slice_rows is None
+    assert nb.Trainer(model, max_rows=64).slice_rows == 64
+
+
 def test_a_model_with_batch_statistics_is_never_split():
     x, y = blobs(n=300)
     models = [nb.Sequential([L.Dense(8, 16), L.BatchNorm(16), L.ReLU(), L.Dense(16, 3)], seed=0) for _ in range(2)]
@@ -187,5 +202,5 @@ def test_a_model_with_batch_statistics_is_never_split():
 
 @pytest.mark.parametrize("max_rows", [0, -3, 2.5, True, "all"])
 def test_max_rows_must_be_a_positive_integer(max_rows):
-    with pytest.raises(ValueError, match="max_rows must be a positive integer or None"):
+    with pytest.raises(ValueError, match="max_rows must be a positive integer, None or .auto."):
         nb.Trainer(mlp(), max_rows=max_rows)
