@@ -92,6 +92,7 @@ class RunConfig:
         lr: the learning rate; ``None``: the optimizer's default.
         hyperparameters: other optimizer arguments (``{"momentum": 0.9}``).
         epochs, batch_size, eval_every: as :meth:`nnbackend.Trainer.fit` (``batch_size`` ``None``: full batch).
+        max_rows: as :class:`nnbackend.Trainer` (rows per forward/backward slice of a bigger batch).
         lr_factor: multiply the learning rate by this after every epoch (:class:`nnbackend.LearningRateDecay`);
             ``1``: a constant rate.
         early_stopping: the patience in evaluations, or ``None`` for none; ``min_delta`` its threshold.
@@ -112,6 +113,7 @@ class RunConfig:
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs: int = 10
     batch_size: int | None = 64
+    max_rows: int | str | None = "auto"
     lr_factor: float = 1.0
     eval_every: int = 1
     early_stopping: int | None = None
@@ -127,6 +129,9 @@ class RunConfig:
             raise ValueError(f"unknown split {self.split!r}; choose one of {', '.join(SPLITS)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if not (self.max_rows is None or self.max_rows == "auto"
+                or (isinstance(self.max_rows, int) and not isinstance(self.max_rows, bool) and self.max_rows >= 1)):
+            raise ValueError(f"max_rows must be a positive integer, None or 'auto', got {self.max_rows!r}")
         if not 0 < self.lr_factor <= 1:
             raise ValueError(f"the learning-rate factor must be in (0, 1], got {self.lr_factor!r}")
 
@@ -311,7 +316,7 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
     callbacks: list[Callback] = [tracker] if extra else []
     if config.lr_factor != 1:
         callbacks.append(LearningRateDecay(config.lr_factor))
-    trainer = Trainer(model, loss, optimizer)
+    trainer = Trainer(model, loss, optimizer, max_rows=config.max_rows)
     stopper = (EarlyStopping(patience=config.early_stopping, min_delta=config.min_delta)
                if config.early_stopping else None)
     fit_start = time.perf_counter()

@@ -321,6 +321,7 @@ MISTAKES = {
     "negative lr": (["train", "--lr", "-1"], 2),
     "lr not a number": (["train", "--lr", "fast"], 2),
     "batch size 0": (["train", "--batch-size", "0"], 2),
+    "max rows not a number": (["train", "--max-rows", "many"], 2),
     "zero epochs": (["train", "--epochs", "0"], 2),
     "bad layers": (["train", "--layers", "512,x"], 2),
     "unknown optimizer": (["train", "--optimizer", "nadam"], 2),
@@ -366,6 +367,18 @@ def test_python_dash_m_nnbackend_runs_the_command_line():
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("nnbackend: error: argument --batch-size")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_max_rows_slices_a_full_batch_into_the_same_step(tmp_path):
+    losses = {}
+    for rows in ("100", "none"):
+        out = tmp_path / rows
+        code, text = run_cli("train", "--epochs", "2", "--subset", "300,100,100", "--batch-size", "full",
+                             "--max-rows", rows, "--dtype", "float64", "--backend", "numpy", "--quiet", "--out", out)
+        assert code == 0, text
+        assert json.loads((out / "config.json").read_text())["config"]["max_rows"] == (100 if rows == "100" else None)
+        losses[rows] = json.loads((out / "history.json").read_text())["loss"]
+    np.testing.assert_allclose(losses["100"], losses["none"], rtol=1e-12)
 
 
 def test_train_a_cnn_and_evaluate_it(tmp_path):

@@ -23,6 +23,7 @@ __all__ = [
     "dataset",
     "float_list",
     "hidden_layers",
+    "max_rows",
     "non_negative_float",
     "positive_float",
     "positive_int",
@@ -77,6 +78,17 @@ def batch_size(text: str) -> int | None:
         return positive_int(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
+
+
+def max_rows(text: str) -> int | str | None:
+    """A positive integer, ``auto`` (the Trainer's default for the device) or ``none`` (never slice)."""
+    word = text.strip().lower()
+    if word in ("auto", "none"):
+        return None if word == "none" else "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'none', got {text!r}") from None
 
 
 def hidden_layers(text: str) -> tuple[int, ...]:

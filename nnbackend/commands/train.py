@@ -75,6 +75,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--epochs", type=options.positive_int, default=10, help="(default: 10)")
     fit.add_argument("--batch-size", type=options.batch_size, default=64, metavar="N|full",
                      help="samples per step, or full for plain gradient descent (default: 64)")
+    fit.add_argument("--max-rows", type=options.max_rows, default="auto", metavar="N|auto|none",
+                     help="a bigger batch runs forward and backward in slices of N rows, gradients summed "
+                     "into one step; bounds memory (default: auto, 2048 rows on a CPU, whole on a GPU)")
     fit.add_argument("--lr-factor", type=options.positive_float, default=1.0, metavar="F",
                      help="multiply the learning rate by F (in (0, 1]) after every epoch (default: 1, constant)")
     fit.add_argument("--eval-every", type=options.positive_int, default=1, metavar="N",
@@ -120,7 +123,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         data=args.data, data_dir=args.data_dir, split=args.split or "paper", subset=args.subset,
         model=args.model, layers=(128,) if args.layers is None else args.layers, activation=args.activation,
         loss=args.loss, optimizer=args.optimizer, lr=args.lr,
-        hyperparameters=hyperparameters, epochs=args.epochs, batch_size=args.batch_size, lr_factor=args.lr_factor,
+        hyperparameters=hyperparameters, epochs=args.epochs, batch_size=args.batch_size, max_rows=args.max_rows,
+        lr_factor=args.lr_factor,
         eval_every=args.eval_every, early_stopping=args.early_stopping, min_delta=args.min_delta,
         backend=options.requested_backend(args.backend), dtype=args.dtype, seed=args.seed,
     )
