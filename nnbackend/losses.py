@@ -148,7 +148,7 @@ class BinaryCrossEntropy(_ProbabilityLoss):
         if self.from_logits:
             e = xp.exp(-xp.abs(pred))
             value = xp.sum(xp.maximum(pred, 0) - pred * target + xp.log1p(e)) / count
-            sigmoid = xp.where(pred >= 0, 1 / (1 + e), e / (1 + e))
+            sigmoid = xp.exp(xp.minimum(pred, 0)) / (1 + e)  # no where(): see layers.activations._sigmoid
             return value, (sigmoid - target) / grad_count
         # In float32 1 - 1e-10 rounds to 1: a saturated output would give log(0) and a 0/0 gradient, so the
         # upper bound is kept at least half an eps below 1 (float64 keeps the paper's 1 - clip exactly).

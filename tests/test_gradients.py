@@ -120,3 +120,28 @@ def test_binary_cross_entropy_stays_finite_on_a_saturated_softmax_output(dtype):
     value, grad = losses.BinaryCrossEntropy().value_and_gradient(pred, np.array([0, 2]))
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     assert float(value) > 1  # the wrong, certain prediction of the second row is penalised
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_softplus_and_leaky_relu_match_their_formulas_far_into_the_tails(dtype):
+    backend = nb.get_backend("numpy", dtype=dtype)
+    # float64 references of the values the layers see (x rounded to dtype), without overflow
+    x = np.concatenate([np.linspace(-80, 80, 4001), [-1e4, 1e4, 0.0]]).astype(dtype).astype(np.float64)
+    e = np.exp(-np.abs(x))
+    exact_sigmoid = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    exact_softplus = np.logaddexp(0, x)
+    rtol = 4 * np.finfo(dtype).eps
+    ones = backend.asarray(np.ones((1, x.size)))
+    sigmoid, softplus, leaky = L.Sigmoid(), L.Softplus(), L.LeakyReLU(0.2)
+    for layer in (sigmoid, softplus, leaky):
+        layer.set_training(True)
+    xb = backend.asarray(x[None, :])
+    np.testing.assert_allclose(sigmoid(xb)[0], exact_sigmoid.astype(dtype), rtol=rtol, atol=0)
+    np.testing.assert_allclose(softplus(xb)[0], exact_softplus.astype(dtype), rtol=rtol, atol=0)
+    np.testing.assert_allclose(softplus.backward(ones)[0], exact_sigmoid.astype(dtype), rtol=rtol, atol=0)
+    xd = x.astype(dtype)
+    np.testing.assert_array_equal(leaky(xb)[0], np.where(xd > 0, xd, xd * 0.2))
+    np.testing.assert_array_equal(leaky.backward(ones)[0], np.where(x > 0, 1.0, 0.2).astype(dtype))
+    steep = L.LeakyReLU(3.0)
+    steep.set_training(True)
+    np.testing.assert_array_equal(steep(xb)[0], np.where(xd > 0, xd, xd * 3.0))
