@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ..backend import Backend, namespace_of
+from ..inplace import writeable
 from ..random import Streams
 from .base import Layer, Shape
 
@@ -107,7 +108,12 @@ class BatchNorm(Layer):
             "running_var": (1.0 - m) * self.buffers["running_var"] + (m * count / (count - 1)) * xp.reshape(var, (-1,)),
         }
         self._remember((centered, inv_std))
-        return centered * (inv_std * self._column(self.params, "weight")) + self._column(self.params, "bias")
+        out = centered * (inv_std * self._column(self.params, "weight"))
+        bias = self._column(self.params, "bias")
+        if writeable(out):  # out is fresh: add the bias in its memory
+            out += bias
+            return out
+        return out + bias
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
         centered, inv_std = self._recall()
@@ -123,7 +129,16 @@ class BatchNorm(Layer):
         scale = self._column(self.params, "weight") * inv_std
         shift = grad_bias * (1.0 / count)
         slope = grad_weight * inv_std * (1.0 / count)
-        return _from_feature_rows((g - shift) * scale - centered * (slope * scale), grad.shape)
+        dx = g - shift
+        if writeable(dx) and writeable(centered):
+            # The same operations in place: dx is fresh, and centered (this layer's own, from forward)
+            # is not needed after this pass. One new array instead of four.
+            dx *= scale
+            centered *= slope * scale
+            dx -= centered
+        else:
+            dx = dx * scale - centered * (slope * scale)
+        return _from_feature_rows(dx, grad.shape)
 
 
 def _feature_rows(x: Any) -> Any:
