@@ -17,6 +17,7 @@ from .arrays import check_array, check_labels, check_same_length, is_integer, on
 from .backend import namespace_of
 from .checkpoint import Position, load_checkpoint, save_checkpoint
 from .history import History
+from .hostmem import keep_freed_memory
 from .inplace import writeable
 from .losses import Loss, get_loss
 from .model import PREDICT_BATCH_SIZE, Sequential
@@ -116,6 +117,9 @@ class Trainer:
             layer that mixes rows (BatchNorm in training mode) is never split. Defaults to ``"auto"``:
             :data:`CPU_MAX_ROWS` rows on a CPU (a slice's activations stay in the processor's cache),
             no slicing on a CUDA device (big products keep a GPU busy; pass a number to bound memory).
+
+    :meth:`fit` asks glibc's malloc to keep freed memory for the next step's temporaries
+    (:mod:`nnbackend.hostmem`; ``NNBACKEND_KEEP_FREED_MEMORY=0`` turns that off).
     """
 
     def __init__(self, model: Sequential, loss: str | Loss = "cross_entropy",
@@ -230,6 +234,7 @@ class Trainer:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=PATH (the file to resume from)")
+        keep_freed_memory()  # every step allocates the same temporaries: see nnbackend.hostmem
         xd, td, ld = self._prepare(x, y, "train")
         n = xd.shape[0]
         if batch_size in (None, "full"):
