@@ -4,10 +4,11 @@ A training step allocates the same big temporaries every time (activations, im2c
 gradients) and frees them at the end of the step. With glibc's defaults, arrays above a size threshold
 are mapped fresh from the kernel and unmapped when freed, and free memory at the top of the heap is
 handed back to the kernel: the next step then faults in and zeroes the same pages again. Measured on a
-2-core machine: a full-batch epoch of 784-512-256-10 took 69,000 page faults and 0.32 s of system time
-(1.13 s epoch), none with the settings below (1.02 s); a CNN step 3,600 faults and 16 ms of system
-time, none with them. NumPy itself offers no memory pool, so :class:`~nnbackend.Trainer` asks malloc
-to keep freed memory instead.
+2-core machine, a full-batch epoch of 784-512-256-10 (in 2048-row slices) took 69,000 page faults and
+0.25 s of system time, and 500 faults with the settings below (peak memory 289 -> 298 MiB; epoch time
+0.84x in the benchmark, bench/README.md); a step of ``models.cnn()`` 3,300 faults and 14 ms of system
+time, none with them. NumPy offers no memory pool, so :class:`~nnbackend.Trainer` asks malloc to keep
+freed memory instead.
 
 The settings are process-wide, as malloc is; ``NNBACKEND_KEEP_FREED_MEMORY=0`` leaves malloc alone.
 """
