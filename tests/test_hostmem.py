@@ -52,3 +52,9 @@ def test_freed_memory_is_reused_without_page_faults(fresh_hostmem, monkeypatch):
     del first
     again = _faults_of(lambda: np.ones(size, dtype=np.float32))
     assert again <= 16, f"{again} page faults re-allocating 20 MiB that was just freed"
+
+
+def test_other_systems_are_left_alone(fresh_hostmem, monkeypatch):
+    monkeypatch.delenv(hostmem.ENV_VAR, raising=False)
+    monkeypatch.setattr(hostmem.sys, "platform", "darwin")
+    assert fresh_hostmem.keep_freed_memory() is False
