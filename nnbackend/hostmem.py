@@ -57,7 +57,7 @@ def _set_glibc_thresholds() -> bool:
     except OSError:
         return False
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
-        return False  # not glibc (musl's mallopt is a stub)
+        return False  # not glibc: musl's mallopt accepts the call and changes nothing
     mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # Both, and the mmap one first: setting either turns glibc's adaptive thresholds off.

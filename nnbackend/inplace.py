@@ -18,7 +18,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["ufuncs", "writeable"]
+__all__ = ["add_into", "ufuncs", "writeable"]
 
 
 def writeable(x: Any) -> bool:
@@ -40,3 +40,11 @@ def ufuncs(x: Any) -> ModuleType | None:
         return cupy
     return None
 
+
+def add_into(own: Any, other: Any) -> Any:
+    """``own + other``, written into ``own`` when it may be (the caller's own fresh array: a layer's
+    ``x @ W``, a running sum), else a new array. ``other`` must broadcast to ``own``'s shape."""
+    if writeable(own):
+        own += other
+        return own
+    return own + other

@@ -42,7 +42,7 @@ from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE
 from .metrics import ClassificationReport, classification_report
 from .model import Sequential
 from .optimizers import Optimizer, get_optimizer
-from .training import Callback, EarlyStopping, LearningRateDecay, Trainer
+from .training import Callback, EarlyStopping, LearningRateDecay, Trainer, check_decay_factor, check_max_rows
 
 __all__ = ["LOSS_CHOICES", "RunConfig", "RunResult", "evaluate_model", "load_split", "train_run"]
 
@@ -129,11 +129,8 @@ class RunConfig:
             raise ValueError(f"unknown split {self.split!r}; choose one of {', '.join(SPLITS)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if not (self.max_rows is None or self.max_rows == "auto"
-                or (isinstance(self.max_rows, int) and not isinstance(self.max_rows, bool) and self.max_rows >= 1)):
-            raise ValueError(f"max_rows must be a positive integer, None or 'auto', got {self.max_rows!r}")
-        if not 0 < self.lr_factor <= 1:
-            raise ValueError(f"the learning-rate factor must be in (0, 1], got {self.lr_factor!r}")
+        check_max_rows(self.max_rows)
+        check_decay_factor(self.lr_factor)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

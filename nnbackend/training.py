@@ -18,14 +18,17 @@ from .backend import namespace_of
 from .checkpoint import Position, load_checkpoint, save_checkpoint
 from .history import History
 from .hostmem import keep_freed_memory
-from .inplace import writeable
+from .inplace import add_into
 from .losses import Loss, get_loss
 from .model import PREDICT_BATCH_SIZE, Sequential
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
 from .random import generator
 
-__all__ = ["CPU_MAX_ROWS", "Callback", "EarlyStopping", "LearningRateDecay", "Trainer", "TrainingInterrupted"]
+__all__ = [
+    "CPU_MAX_ROWS", "Callback", "EarlyStopping", "LearningRateDecay", "Trainer", "TrainingInterrupted",
+    "check_decay_factor", "check_max_rows",
+]
 
 #: Rows per forward/backward slice of a big batch on a CPU (``Trainer(max_rows="auto")``): a 2048 x 512
 #: float32 activation is 4 MiB, so the element-wise passes between the matrix products run in cache.
@@ -51,6 +54,22 @@ class Callback:
         """Called once when training ends, however it ends."""
 
 
+def check_max_rows(max_rows: Any) -> int | str | None:
+    """``max_rows`` as :class:`Trainer` takes it (a positive integer, ``None`` or ``"auto"``), else ValueError."""
+    if max_rows is None or max_rows == "auto":
+        return max_rows
+    if not isinstance(max_rows, (int, np.integer)) or isinstance(max_rows, bool) or max_rows < 1:
+        raise ValueError(f"max_rows must be a positive integer, None or 'auto', got {max_rows!r}")
+    return int(max_rows)
+
+
+def check_decay_factor(factor: float) -> float:
+    """A learning-rate factor for :class:`LearningRateDecay` (in (0, 1]) as a float, else ValueError."""
+    if not 0 < factor <= 1:
+        raise ValueError(f"the learning-rate factor must be in (0, 1], got {factor!r}")
+    return float(factor)
+
+
 class LearningRateDecay(Callback):
     """Multiply the optimizer's learning rate by ``factor`` after every epoch (exponential decay).
 
@@ -62,9 +81,7 @@ class LearningRateDecay(Callback):
     """
 
     def __init__(self, factor: float) -> None:
-        if not 0 < factor <= 1:
-            raise ValueError(f"the learning-rate factor must be in (0, 1], got {factor!r}")
-        self.factor = float(factor)
+        self.factor = check_decay_factor(factor)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         trainer.optimizer.lr *= self.factor
@@ -126,10 +143,7 @@ class Trainer:
                  optimizer: str | Optimizer = "adam", *, max_rows: int | str | None = "auto") -> None:
         if not isinstance(model, Sequential):
             raise TypeError(f"model must be an nnbackend Sequential, got {type(model).__name__}")
-        if max_rows is not None and max_rows != "auto" and (
-                not isinstance(max_rows, (int, np.integer)) or isinstance(max_rows, bool) or max_rows < 1):
-            raise ValueError(f"max_rows must be a positive integer, None or 'auto', got {max_rows!r}")
-        self.max_rows = max_rows if max_rows is None or max_rows == "auto" else int(max_rows)
+        self.max_rows = check_max_rows(max_rows)
         self.model = model
         self.loss = get_loss(loss)
         self.optimizer = get_optimizer(optimizer)
@@ -373,12 +387,8 @@ class Trainer:
             hi = min(lo + max_rows, end)
             self._forward_backward(_batch(data, idx_all, lo, hi), (hi - lo) / rows, position)
             for name, grad in model.gradients().items():
-                if name not in summed:
-                    summed[name] = model.backend.xp.asarray(grad, copy=True)
-                elif writeable(summed[name]):
-                    summed[name] += grad
-                else:
-                    summed[name] = summed[name] + grad
+                summed[name] = (model.backend.xp.asarray(grad, copy=True) if name not in summed
+                                else add_into(summed[name], grad))
         self.optimizer.step(model, summed)
 
     def _forward_backward(self, batch: tuple[Any, Any, Any], weight: float, position: Position) -> None:

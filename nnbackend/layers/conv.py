@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import array_api_compat
 
 from ..backend import Backend, namespace_of
-from ..inplace import ufuncs, writeable
+from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
 from .activations import activation_config, activation_name, get_activation
 from .base import Layer, Shape
@@ -145,12 +145,7 @@ class Conv2D(Layer):
         padded = _pad(xp.permute_dims(x, (1, 2, 3, 0)), self.pads)
         cols = _im2col(padded, self.kernel_size, self.stride, out_hw)
         weight = xp.reshape(self.params["weight"], (self.out_channels, -1))
-        z = weight @ cols
-        # z is this layer's own fresh array: add the bias in its memory (no second z-sized array).
-        if writeable(z):
-            z += xp.reshape(self.params["bias"], (-1, 1))
-        else:
-            z = z + xp.reshape(self.params["bias"], (-1, 1))
+        z = add_into(weight @ cols, xp.reshape(self.params["bias"], (-1, 1)))  # no second z-sized array
         self._remember((cols, tuple(padded.shape), (height, width)))
         y = xp.permute_dims(xp.reshape(z, (self.out_channels, *out_hw, n)), (3, 0, 1, 2))
         return y if self.activation is None else self.activation.forward(y)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend, namespace_of
-from ..inplace import ufuncs, writeable
+from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
 from .activations import activation_config, activation_name, get_activation
 from .base import Layer, Shape
@@ -101,12 +101,8 @@ class Dense(Layer):
                 f"Dense expects input of shape (batch, {self.in_features}), got {tuple(x.shape)}"
             )
         self._remember(x)
-        z = x @ self.params["weight"]
-        # z is this layer's own fresh array: add the bias and apply the activation in its memory.
-        if writeable(z):
-            z += self.params["bias"]
-        else:
-            z = z + self.params["bias"]
+        # x @ W is this layer's own fresh array: add the bias and apply the activation in its memory.
+        z = add_into(x @ self.params["weight"], self.params["bias"])
         return z if self.activation is None else self.activation.forward_owned(z)
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from ..backend import Backend, namespace_of
-from ..inplace import writeable
+from ..inplace import add_into, writeable
 from ..random import Streams
 from .base import Layer, Shape
 
@@ -108,12 +108,7 @@ class BatchNorm(Layer):
             "running_var": (1.0 - m) * self.buffers["running_var"] + (m * count / (count - 1)) * xp.reshape(var, (-1,)),
         }
         self._remember((centered, inv_std))
-        out = centered * (inv_std * self._column(self.params, "weight"))
-        bias = self._column(self.params, "bias")
-        if writeable(out):  # out is fresh: add the bias in its memory
-            out += bias
-            return out
-        return out + bias
+        return add_into(centered * (inv_std * self._column(self.params, "weight")), self._column(self.params, "bias"))
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
         centered, inv_std = self._recall()
