@@ -11,7 +11,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .backend import Backend, namespace_of, to_numpy
+from .backend import Backend, namespace_of
 
 __all__ = [
     "check_array",
@@ -141,8 +141,3 @@ def one_hot(labels: Any, n_classes: int, dtype: Any) -> Any:
     classes = xp.arange(n_classes, device=array_api_compat.device(labels))
     return xp.astype(labels[:, None] == classes[None, :], dtype)
 
-
-def host_labels(y: Any) -> np.ndarray:
-    """Labels (N,) or one-hot/score rows (N, C) of any backend → (N,) int64 NumPy labels."""
-    y = to_numpy(y)
-    return (np.argmax(y, axis=1) if y.ndim == 2 else y).astype(np.int64)

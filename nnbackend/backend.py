@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import platform
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +18,7 @@ import array_api_compat
 import numpy as np
 
 __all__ = [
+    "machine",
     "Backend",
     "BackendInfo",
     "BackendUnavailableError",
@@ -210,12 +212,19 @@ def _make_torch(device: Any) -> tuple[ModuleType, Any]:
         raise BackendUnavailableError(
             "torch is installed but CUDA is not available to it; use device='cpu' or install a CUDA build"
         )
+    if dev.type == "cuda" and dev.index is None:
+        # Tensors on a GPU always name their index ("cuda:0"); so must the backend, or device checks fail.
+        dev = torch.device("cuda", torch.cuda.current_device())
     return array_api_compat.array_namespace(torch.empty(0)), dev
 
 
 def _make_array_api_strict(device: Any) -> tuple[ModuleType, Any]:
     strict = _import_library("array_api_strict")
-    return strict, strict.Device(device or "CPU_DEVICE")
+    try:
+        return strict, strict.Device(device or "CPU_DEVICE")
+    except ValueError:
+        names = ", ".join(_device_name(d) for d in strict.__array_namespace_info__().devices())
+        raise ValueError(f"array_api_strict has no device {device!r}; its devices are {names}") from None
 
 
 _FACTORIES = {
@@ -250,11 +259,11 @@ def get_backend(
     dtype = dtype or "float32"
     if name is None:
         name = os.environ.get(ENV_VAR) or "auto"
-    name = name.strip().lower().replace("-", "_")
-    if ":" in name:
-        name, _, named_device = name.partition(":")
-        if device is None:
-            device = named_device
+    name, _, named_device = name.strip().partition(":")
+    name = name.lower().replace("-", "_")
+    if named_device and device is None:
+        # array_api_strict's device names are case-sensitive (CPU_DEVICE, device1); the others are not.
+        device = named_device if name == "array_api_strict" else named_device.lower()
     note = ""
     if name == "auto":
         try:
@@ -335,3 +344,10 @@ def to_numpy(x: Any) -> np.ndarray:
 
         return np.asarray(array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"), copy=True))
     return np.from_dlpack(x)
+
+
+def machine() -> dict[str, Any]:
+    """The host, for the records runs, the grid and the parity matrix write: platform, processor, core
+    count, Python and NumPy versions."""
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}

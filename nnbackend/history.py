@@ -48,6 +48,7 @@ class History:
         return self.epoch[-1] if self.epoch else 0
 
     def add_train(self, epoch: int, loss: float, accuracy: float | None, time: float) -> None:
+        """Record an epoch's mean training loss, accuracy (None without labels) and seconds since the start."""
         self.epoch.append(epoch)
         self.loss.append(loss)
         self.accuracy.append(accuracy)

@@ -27,6 +27,7 @@ class Loss:
     expects_logits = False
 
     def __call__(self, pred: Any, target: Any) -> Any:
+        """The mean loss over the batch, a 0-d array on ``pred``'s device (``float(...)`` reads it)."""
         return self.value_and_gradient(pred, target)[0]
 
     def gradient(self, pred: Any, target: Any) -> Any:

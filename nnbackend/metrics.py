@@ -22,6 +22,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from nnbackend.arrays import one_hot
 from nnbackend.backend import namespace_of, to_numpy
 
 __all__ = ["ClassificationReport", "accuracy", "classification_report", "confusion_matrix"]
@@ -52,6 +53,11 @@ def _to_labels(x: Any, name: str, xp: ModuleType) -> tuple[Any, int | None]:
     if x.ndim == 2:
         if x.shape[1] == 0:
             raise ValueError(f"{name} as scores must have shape (N, C) with C >= 1, got {tuple(x.shape)}")
+        if x.shape[1] == 1:
+            raise ValueError(
+                f"{name} has one score column (shape {tuple(x.shape)}), so there is no arg-max to take; "
+                "threshold it into 0/1 labels first, e.g. (scores[:, 0] > 0.5) for probabilities"
+            )
         return xp.argmax(x, axis=1), int(x.shape[1])
     if x.ndim != 1:
         raise ValueError(
@@ -114,20 +120,14 @@ def _resolve_n_classes(labels: _Labels, n_classes: int | None) -> int:
     return n_classes
 
 
-def _one_hot(labels: Any, n_classes: int, xp: ModuleType) -> Any:
-    """(N,) integer labels -> (N, n_classes) float32 one-hot rows on the labels' device."""
-    classes = xp.arange(n_classes, dtype=labels.dtype, device=array_api_compat.device(labels))
-    return xp.astype(labels[:, None] == classes[None, :], xp.float32)
-
-
 def _count_pairs(labels: _Labels, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) int64 host counts of (true, predicted) pairs, via one-hot matmuls."""
     xp, n = labels.xp, labels.true.shape[0]
     counts = np.zeros((n_classes, n_classes), dtype=np.int64)
     for start in range(0, n, _EXACT_FLOAT32_COUNT):
         stop = min(start + _EXACT_FLOAT32_COUNT, n)
-        true = _one_hot(labels.true[start:stop], n_classes, xp)
-        pred = _one_hot(labels.pred[start:stop], n_classes, xp)
+        true = one_hot(labels.true[start:stop], n_classes, xp.float32)
+        pred = one_hot(labels.pred[start:stop], n_classes, xp.float32)
         counts += to_numpy(true.T @ pred).astype(np.int64)
     return counts
 
@@ -189,7 +189,9 @@ class ClassificationReport:
     The definitions are scikit-learn's ``precision_recall_fscore_support`` with ``zero_division=0``:
     precision = TP / predicted, recall = TP / support, F1 = 2 TP / (predicted + support), each 0 where its
     denominator is 0 (a class never predicted, or with no support), so no NaN and no warnings. The macro
-    average is the plain mean over all C classes; the weighted average weights each class by its support.
+    average is the plain mean over all C classes, classes absent from both inputs included (scikit-learn's
+    with ``labels=range(C)``; without ``labels`` it averages only the classes that occur); the weighted
+    average weights each class by its support.
 
     Attributes:
         class_names: C names, one per class index.

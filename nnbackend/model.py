@@ -127,7 +127,8 @@ class Sequential:
 
     # -- computation ----------------------------------------------------------------------------
     def forward(self, x: Any) -> Any:
-        """Run the layers on a batch ``x`` (batch, *input_shape) on the model's device."""
+        """Run the layers on a batch ``x`` (batch, *input_shape) on the model's device, in the model's
+        float dtype; returns (batch, *output_shape) on that device. Unchecked: see :meth:`predict`."""
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -165,7 +166,9 @@ class Sequential:
         return self.layers[0].training
 
     def predict(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> np.ndarray:
-        """Model outputs for ``x`` (host NumPy or arrays on the model's device), as a host NumPy array.
+        """Model outputs (N, *output_shape) for ``x`` (N, *input_shape), as a host NumPy array in the
+        model's float dtype. ``x`` is host NumPy data or an array on the model's device; other float
+        dtypes are cast, bad shapes, dtypes and values refused.
 
         Runs in eval mode in chunks of ``batch_size`` rows (``None``: all at once); the model's mode is
         restored afterwards.
@@ -173,8 +176,8 @@ class Sequential:
         return to_numpy(self.predict_on_device(x, batch_size=batch_size))
 
     def predict_on_device(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> Any:
-        """Like :meth:`predict`, but the outputs stay on the model's device."""
-        x = self._check_input(x)
+        """Like :meth:`predict`, but the outputs (N, *output_shape) stay on the model's device."""
+        x = self.check_input(x)
         xp = self.backend.xp
         was_training = self.training
         self.eval()
@@ -194,15 +197,16 @@ class Sequential:
         out = self.predict_on_device(x, batch_size=batch_size)
         return to_numpy(namespace_of(out).argmax(out, axis=1)).astype(np.int64)
 
-    def _check_input(self, x: Any, name: str = "x") -> Any:
-        """Check ``x`` against the model's input shape and move host data onto the device."""
+    def check_input(self, x: Any, name: str = "x") -> Any:
+        """Check ``x`` against the model's input shape; host data moves onto the device and floats of
+        another precision are cast to the model's dtype."""
         x = check_array(x, name, ndim=len(self.input_shape) + 1, float_only=True, finite=True, backend=self.backend)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}) for this model, "
                 f"got {tuple(x.shape)}"
             )
-        return self.backend.asarray(x) if isinstance(x, np.ndarray) else x
+        return self.backend.asarray(x) if isinstance(x, np.ndarray) or x.dtype != self.backend.dtype else x
 
     # -- parameters -----------------------------------------------------------------------------
     def parameters(self) -> dict[str, Any]:
@@ -219,7 +223,9 @@ class Sequential:
     def set_parameters(self, values: dict[str, Any], *, check: bool = True) -> None:
         """Assign new arrays to parameters by name (all of them, or a subset with ``check=True``).
 
-        With ``check`` the names, shapes and dtypes are verified and host arrays are moved to the device.
+        With ``check`` the names and shapes are verified, values must be floating point, and they are
+        moved to the device in the parameter's dtype (a float64 array loads into a float32 model as
+        float32).
         """
         slots = {name: (layer, key) for name, layer, key in self._slots}
         for name, value in values.items():
@@ -230,10 +236,17 @@ class Sequential:
                 old = layer.params[key]
                 if tuple(value.shape) != tuple(old.shape):
                     raise ValueError(f"parameter {name} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
-                value = self.backend.asarray(to_numpy(value))
+                value = self._float_like(old, value, f"parameter {name}")
             else:
                 layer, key = slots[name]
             layer.params[key] = value
+
+    def _float_like(self, old: Any, value: Any, name: str) -> Any:
+        """``value`` (any backend) on this model's device in ``old``'s dtype; it must be floating point."""
+        host = to_numpy(value)
+        if host.dtype.kind != "f":
+            raise ValueError(f"{name} must be a floating-point array, got dtype {host.dtype}")
+        return self.backend.asarray(host, dtype=old.dtype)
 
     def snapshot(self) -> dict[str, Any]:
         """Copies of every parameter and buffer, by name, for :meth:`restore` (stays on the device)."""
@@ -269,7 +282,7 @@ class Sequential:
                 value = state[f"{i}.{key}"]
                 if tuple(value.shape) != tuple(old.shape):
                     raise ValueError(f"buffer {i}.{key} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
-                layer.buffers[key] = self.backend.asarray(to_numpy(value))
+                layer.buffers[key] = self._float_like(old, value, f"buffer {i}.{key}")
 
     def to(self, backend: str | Backend, *, dtype: str | None = None) -> Sequential:
         """Move every parameter and buffer to another backend (and/or dtype), in place; returns self."""
@@ -296,6 +309,11 @@ class Sequential:
     def mixes_rows(self) -> bool:
         """True when a layer makes a row's output depend on other rows of the batch (BatchNorm)."""
         return any(layer.mixes_rows or any(child.mixes_rows for child in layer.children()) for layer in self.layers)
+
+    def layers_needing(self, rows: int) -> list[str]:
+        """The layers (descriptions) that cannot train on a batch of ``rows`` samples (see ``min_batch``)."""
+        return [layer.describe() for layer in self.layers
+                for part in (layer, *layer.children()) if part.min_batch > rows]
 
     @property
     def ends_with_softmax(self) -> bool:

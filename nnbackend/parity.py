@@ -19,7 +19,6 @@ still catching any real defect, which shows up as errors of 1e-3 and more.
 from __future__ import annotations
 
 import dataclasses
-import platform
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -27,7 +26,7 @@ import numpy as np
 from . import layers as L
 from . import losses as losses_module
 from . import optimizers as O
-from .backend import Backend, BackendUnavailableError, available_backends, get_backend, to_numpy
+from .backend import Backend, BackendUnavailableError, available_backends, get_backend, machine, to_numpy
 from .model import Sequential
 from .random import Streams
 from .training import Trainer
@@ -449,9 +448,7 @@ class MatrixResult:
 def machine_info() -> dict[str, Any]:
     """Library versions and devices, for the report."""
     return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        **machine(),
         "backends": {
             info.name: {"version": info.version, "devices": list(info.devices), "usable": info.usable}
             for info in available_backends()

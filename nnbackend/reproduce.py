@@ -13,7 +13,6 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .backend import get_backend
+from .backend import get_backend, machine
 from .data import load
 from .metrics import ClassificationReport
 from .paper import BEYOND, CLASS_REPORTS, TABLES, BeyondTable, ClassReportSpec, GridSettings, RunSpec, Table
@@ -217,7 +216,7 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
                 raise
     invocation = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_time_s": time.perf_counter() - started,
                   "trained": len(todo), "jobs": jobs, "backend": chosen.describe()}
-    context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": _machine(),
+    context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": machine(),
                "invocations": _earlier_invocations(out) + [invocation]}
     report = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
@@ -232,11 +231,6 @@ def _earlier_invocations(out: Path) -> list[dict[str, Any]]:
         return list(json.loads((out / "results.json").read_text()).get("invocations", []))
     except (OSError, ValueError):
         return []
-
-
-def _machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
 
 
 def _results(runs: list[GridRun], context: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,6 @@ import functools
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__, models
-from .backend import Backend, get_backend, to_numpy
+from .backend import Backend, get_backend, machine
 from .data import DataError, load, official_split, paper_split, subset
 from .history import History
 from .io import save_model
@@ -227,13 +226,9 @@ def environment(backend: Backend) -> dict[str, Any]:
     """Versions and machine, for the record."""
     return {
         "nnbackend": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
+        **machine(),
         "backend": backend.describe(),
         "backend_note": backend.note,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
         "blas_threads": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
     }
 
@@ -392,7 +387,7 @@ def run_report(record: dict[str, Any], metrics: dict[str, Any], report: Classifi
         lines += ["```", " ".join(record["command"]), "```", ""]
     lines += [
         f"- data: {metrics['data']}",
-        f"- model: " + ("models.cnn()" if config.get("model") == "cnn"
+        "- model: " + ("models.cnn()" if config.get("model") == "cnn"
                         else f"hidden {config['layers'] or 'none'} ({config['activation']})")
         + f", loss {config['loss']}" + (f", learning rate x{config['lr_factor']:g} per epoch"
                                          if config.get("lr_factor", 1) != 1 else ""),

@@ -166,13 +166,7 @@ class Trainer:
     def _prepare(self, x: Any, y: Any, name: str) -> tuple[Any, Any, Any]:
         """Check ``(x, y)`` and move them to the device: (inputs, dense targets, labels or None)."""
         model = self.model
-        x = check_array(x, f"{name} x", ndim=len(model.input_shape) + 1, float_only=True, finite=True,
-                        backend=model.backend)
-        if tuple(x.shape[1:]) != model.input_shape:
-            raise ValueError(
-                f"{name} x must have shape (N, {', '.join(map(str, model.input_shape))}) for this model, "
-                f"got {tuple(x.shape)}"
-            )
+        x = model.check_input(x, f"{name} x")
         y = check_array(y, f"{name} y", ndim=(1, 2), backend=model.backend)
         check_same_length(x, f"{name} x", y, f"{name} y")
         (outputs,) = model.output_shape
@@ -181,6 +175,9 @@ class Trainer:
             if not is_integer(y):
                 raise ValueError(f"{name} y must be integer class labels (N,) or targets (N, {outputs}), "
                                  f"got dtype {y.dtype} with shape {tuple(y.shape)}")
+            if outputs == 1:
+                raise ValueError(f"{name} y: this model has one output, so it takes float targets of shape "
+                                 "(N, 1), not class labels (for 0/1 labels: y[:, None].astype('float32'))")
             labels = backend.asarray(check_labels(y, outputs, f"{name} y"))
             targets = one_hot(labels, outputs, backend.dtype)
         else:
@@ -190,7 +187,7 @@ class Trainer:
             check_array(y, f"{name} y", float_only=True, finite=True)
             targets = backend.asarray(y)
             labels = namespace_of(targets).argmax(targets, axis=1) if outputs > 1 else None
-        return backend.asarray(x), targets, labels
+        return x, targets, labels
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(
@@ -256,7 +253,21 @@ class Trainer:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, 'full' or None, got {batch_size!r}")
         batch_size = min(int(batch_size), n)
+        smallest = n % batch_size or batch_size
+        if self.model.layers_needing(smallest):
+            raise ValueError(
+                f"{n} samples in batches of {batch_size} leave a last batch of {smallest}, too few for "
+                f"{', '.join(self.model.layers_needing(smallest))} in training mode (a variance needs two "
+                "values); choose a batch size that leaves a last batch of 2 or more"
+            )
         val = self._prepare(*validation, "validation") if validation is not None else None
+        if early_stopping is not None and early_stopping.higher_is_better:
+            watched = val[2] if val is not None and early_stopping.monitor.startswith("val_") else ld
+            if watched is None:
+                raise ValueError(
+                    f"early stopping monitors {early_stopping.monitor}, but these targets have no class "
+                    "labels to score (a one-output model); monitor val_loss or loss instead"
+                )
         callbacks = list(callbacks)
 
         model = self.model
@@ -404,7 +415,7 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------------
     def _evaluate(self, x: Any, targets: Any, labels: Any, batch_size: int = PREDICT_BATCH_SIZE) -> tuple[float, float | None]:
-        model, xp = self.model, self.model.backend.xp
+        model = self.model
         was_training = model.training
         model.eval()
         try:
@@ -423,7 +434,10 @@ class Trainer:
         return float(loss_sum) / n, (int(correct) / n if labels is not None else None)
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = PREDICT_BATCH_SIZE) -> dict[str, float | None]:
-        """Loss and accuracy of the model on ``(x, y)`` in eval mode: ``{"loss": ..., "accuracy": ...}``."""
+        """Loss and accuracy of the model on ``(x, y)`` in eval mode: ``{"loss": ..., "accuracy": ...}``.
+
+        ``x`` (N, *input_shape) float and ``y`` (N,) integer labels or (N, outputs) float targets, as for
+        :meth:`fit`; accuracy is None for one-output models."""
         loss, accuracy = self._evaluate(*self._prepare(x, y, "evaluation"), batch_size=batch_size)
         return {"loss": loss, "accuracy": accuracy}
 

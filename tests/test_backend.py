@@ -32,6 +32,14 @@ def test_environment_variable_sets_the_default(monkeypatch):
     assert nb.get_backend().device_name == "device1"
 
 
+def test_backend_names_ignore_case_but_device_names_of_array_api_strict_keep_it():
+    pytest.importorskip("array_api_strict")
+    assert nb.get_backend("NumPy:CPU").name == "numpy"
+    assert nb.get_backend("array_api_strict:CPU_DEVICE").device_name == "CPU_DEVICE"
+    with pytest.raises(ValueError, match="array_api_strict has no device 'cpu'; its devices are CPU_DEVICE, device1"):
+        nb.get_backend("array_api_strict:cpu")
+
+
 def test_unknown_name_and_dtype_are_rejected():
     with pytest.raises(ValueError, match="unknown backend 'jax'"):
         nb.get_backend("jax")

@@ -24,6 +24,14 @@ def fit(**kwargs):
     return nb.Trainer(model()).fit(args.pop("x"), args.pop("y"), **args)
 
 
+def bn_model():
+    return nb.Sequential([L.Dense(4, 5), L.BatchNorm(5), L.ReLU(), L.Dense(5, 3)], backend="numpy", seed=0)
+
+
+def regressor():
+    return nb.Sequential([L.Dense(4, 1)], backend="numpy", seed=0)
+
+
 def torch_array(shape):
     torch = pytest.importorskip("torch")
     return torch.zeros(shape)
@@ -58,6 +66,9 @@ CASES = [
     ("fit: validation NaN", lambda: fit(validation=(nan_x, Y)), ValueError, "validation x contains 1 NaN"),
     ("fit: torch data into a numpy model", lambda: fit(x=torch_array((30, 4))), ValueError, r"train x is a torch array of shape \(30, 4\) and dtype torch.float32, but the model lives on numpy"),
     ("fit: not an array", lambda: fit(x={"pixels": 1}), TypeError, "train x must be an array, got dict"),
+    ("fit: class labels for one output", lambda: nb.Trainer(nb.Sequential([L.Dense(4, 1, "sigmoid")], backend="numpy"), "bce").fit(X, Y % 2, verbose=0), ValueError, r"this model has one output, so it takes float targets of shape \(N, 1\)"),
+    ("fit: BatchNorm with a last batch of one", lambda: nb.Trainer(bn_model()).fit(X[:5], Y[:5], batch_size=2, verbose=0), ValueError, "leave a last batch of 1, too few for BatchNorm"),
+    ("fit: accuracy monitored without labels", lambda: nb.Trainer(regressor(), "mse").fit(X, X[:, :1], early_stopping=nb.EarlyStopping(monitor="accuracy"), verbose=0), ValueError, "early stopping monitors accuracy, but these targets have no class labels"),
     ("predict: wrong feature count", lambda: model().predict(X[:, :2]), ValueError, r"x must have shape \(N, 4\) for this model, got \(30, 2\)"),
     ("predict: integer data", lambda: model().predict(X.astype(np.int32)), ValueError, "x must be a floating-point array, got dtype int32"),
     ("predict: NaN", lambda: model().predict(nan_x), ValueError, "x contains 1 NaN or infinite value"),
@@ -77,6 +88,7 @@ CASES = [
     ("layer: wrong width", lambda: model().layers[0](X[:, :3]), ValueError, r"Dense input must have shape \(batch, 4\), got \(30, 3\)"),
     ("layer: integer input", lambda: L.ReLU()(Y), ValueError, "ReLU input must be a floating-point array, got dtype int64"),
     ("layer: another backend", lambda: model().layers[0](torch_array((2, 4))), ValueError, "Dense input is a torch array .* but Dense's parameters is a numpy array"),
+    ("metrics: one score column", lambda: nb.metrics.accuracy(Y % 2, X[:, :1]), ValueError, r"y_pred has one score column .* threshold it into 0/1 labels"),
     ("loader: unknown data set", lambda: nb.data.load("cifar-10", download=False), nb.data.DataError, "unknown data set 'cifar-10'"),
     ("loader: missing file", lambda: nb.data.read_idx("/nonexistent/train-images-idx3-ubyte"), (nb.data.DataError, FileNotFoundError), "nonexistent"),
     ("model file: missing", lambda: nb.load_model("/nonexistent/model.npz"), nb.CheckpointError, "no such file"),
@@ -100,3 +112,30 @@ def test_a_refused_fit_changes_nothing():
     for name, value in m.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
     assert trainer.optimizer.steps == 0 and trainer.optimizer.state == {}
+
+
+@pytest.mark.parametrize("case", ["batchnorm last batch of one", "accuracy monitored on regression targets"])
+def test_a_fit_refused_for_its_settings_takes_no_step(case):
+    # These settings only fail once the loop reaches them (the last batch, the first evaluation); fit
+    # must see that before the first step.
+    if case == "batchnorm last batch of one":
+        m, x, y, kwargs = bn_model(), X[:5], Y[:5], {"batch_size": 2}
+        trainer = nb.Trainer(m, optimizer=nb.optimizers.Adam(0.01))
+    else:
+        m, x, y, kwargs = regressor(), X, X[:, :1], {"early_stopping": nb.EarlyStopping(monitor="accuracy")}
+        trainer = nb.Trainer(m, "mse", optimizer=nb.optimizers.Adam(0.01))
+    before = m.state_dict()
+    with pytest.raises(ValueError):
+        trainer.fit(x, y, epochs=2, verbose=0, **kwargs)
+    assert trainer.optimizer.steps == 0
+    for name, value in m.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_batchnorm_on_images_trains_on_a_last_batch_of_one():
+    # Per channel the variance comes from height x width values, so one image is enough.
+    m = nb.Sequential([L.Conv2D(1, 2, 3, padding=1), L.BatchNorm(2), L.Flatten(), L.Dense(2 * 4 * 4, 3)],
+                      input_shape=(1, 4, 4), backend="numpy", seed=0)
+    x = RNG.standard_normal((5, 1, 4, 4)).astype(np.float32)
+    history = nb.Trainer(m).fit(x, Y[:5], batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.loss[-1])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from nnbackend import io, layers as L, optimizers as O, parity
+from nnbackend import layers as L, optimizers as O, parity
 
 
 def model(backend="numpy", seed=0, dtype=None):

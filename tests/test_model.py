@@ -74,12 +74,53 @@ def test_predict_batches_and_restores_training_mode():
     assert model.predict_classes(x).dtype == np.int64
 
 
-def test_set_parameters_checks_names_and_shapes():
+def test_set_parameters_checks_names_shapes_and_dtypes():
     model = nb.Sequential([L.Dense(4, 2)], backend="numpy")
     with pytest.raises(KeyError, match="unknown parameter '3.weight'"):
         model.set_parameters({"3.weight": np.zeros((4, 2))})
     with pytest.raises(ValueError, match=r"parameter 0.weight has shape \(4, 2\), got \(2, 4\)"):
         model.set_parameters({"0.weight": np.zeros((2, 4))})
+    with pytest.raises(ValueError, match="parameter 0.weight must be a floating-point array, got dtype int64"):
+        model.set_parameters({"0.weight": np.ones((4, 2), dtype=np.int64)})
+    model.set_parameters({"0.weight": np.full((4, 2), 0.1, dtype=np.float64)})
+    assert model.parameters()["0.weight"].dtype == np.float32  # the model's precision, not the value's
+
+
+def test_load_state_dict_keeps_the_models_dtypes():
+    source = nb.Sequential([L.Dense(4, 3), L.BatchNorm(3), L.Dense(3, 2)], backend="numpy", dtype="float64", seed=1)
+    model = nb.Sequential([L.Dense(4, 3), L.BatchNorm(3), L.Dense(3, 2)], backend="numpy", seed=2)
+    model.load_state_dict(source.state_dict())
+    assert {value.dtype for value in model.state_dict().values()} == {np.dtype(np.float32)}
+    np.testing.assert_allclose(model.state_dict()["0.weight"], source.state_dict()["0.weight"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict:device1", "torch"])
+def test_float64_input_is_cast_to_the_models_float32(name):
+    pytest.importorskip(name.split(":")[0])
+    model = nb.Sequential([L.Dense(4, 3, "relu"), L.Dense(3, 2)], backend=name, seed=0)
+    x64 = np.random.default_rng(0).standard_normal((5, 4))
+    expected = model.predict(x64.astype(np.float32))
+    on_device = model.backend.asarray(x64, dtype="float64")  # float64 already on the model's device
+    out = model.predict_on_device(on_device)
+    assert out.dtype == model.backend.dtype
+    np.testing.assert_allclose(nb.to_numpy(out), expected, rtol=1e-6)
+    assert model.layers[0](on_device).dtype == model.backend.dtype
+
+
+@pytest.mark.parametrize("name", ["torch", "array_api_strict:device1"])
+def test_training_goes_on_after_moving_the_model(name):
+    # The optimizer's state follows the parameters to their new library, device and dtype.
+    pytest.importorskip(name.split(":")[0])
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 4)).astype(np.float32), rng.integers(0, 2, 40)
+    model = nb.Sequential([L.Dense(4, 3, "relu"), L.Dense(3, 2)], backend="numpy", seed=0)
+    trainer = nb.Trainer(model, optimizer=nb.optimizers.Adam(0.01))
+    trainer.fit(x, y, epochs=2, batch_size=10, verbose=0)
+    model.to(name, dtype="float64")
+    history = trainer.fit(x, y, epochs=2, batch_size=10, verbose=0)
+    assert np.isfinite(history.loss[-1])
+    state = trainer.optimizer.state["0.weight"]["exp_avg"]
+    assert type(state) is type(model.parameters()["0.weight"]) and state.dtype == model.backend.dtype
 
 
 @pytest.mark.parametrize(
@@ -110,3 +151,14 @@ def test_backward_without_a_training_forward_says_what_to_do():
     model.forward(np.zeros((1, 3), np.float32))
     with pytest.raises(RuntimeError, match="needs a forward\\(\\) in training mode"):
         model.backward(np.zeros((1, 2), np.float32))
+
+
+def test_dropout_backward_needs_its_forward_and_releases_the_mask():
+    layer = nb.Sequential([L.Dense(3, 4), L.Dropout(0.5)], backend="numpy", seed=0).layers[1]
+    with pytest.raises(RuntimeError, match="needs a forward\\(\\) in training mode"):
+        layer.backward(np.ones((2, 4), np.float32))
+    layer.forward(np.ones((2, 4), np.float32))
+    layer.backward(np.ones((2, 4), np.float32))
+    assert layer._cache is None
+    with pytest.raises(RuntimeError, match="needs a forward"):
+        layer.backward(np.ones((2, 4), np.float32))

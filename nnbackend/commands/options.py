@@ -14,6 +14,7 @@ from ..data import dataset_names
 from ..data.registry import get_spec
 from ..data.errors import DataError
 from ..runs import SPLITS
+from ..training import check_decay_factor
 
 __all__ = [
     "add_backend_options",
@@ -56,6 +57,14 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def decay_factor(text: str) -> float:
+    """A learning-rate factor in (0, 1], checked by :func:`nnbackend.training.check_decay_factor`."""
+    try:
+        return check_decay_factor(_float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("the learning-rate factor ", "")) from None
 
 
 def non_negative_float(text: str) -> float:

@@ -1,4 +1,4 @@
-"""``nnbackend train``: train an MLP on a data set and write a run folder."""
+"""``nnbackend train``: train a model (an MLP, or the CNN) on a data set and write a run folder."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ HYPERPARAMETERS = {
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train an MLP and write a run folder",
+        "train", help="train a model (an MLP, or --model cnn) and write a run folder",
         description="Train a multi-layer perceptron and write a run folder: config.json, history.csv/.json, "
         "metrics.json, model.npz, curves.png, confusion.png and report.md.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,7 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--max-rows", type=options.max_rows, default="auto", metavar="N|auto|none",
                      help="a bigger batch runs forward and backward in slices of N rows, gradients summed "
                      "into one step; bounds memory (default: auto, 2048 rows on a CPU, whole on a GPU)")
-    fit.add_argument("--lr-factor", type=options.positive_float, default=1.0, metavar="F",
+    fit.add_argument("--lr-factor", type=options.decay_factor, default=1.0, metavar="F",
                      help="multiply the learning rate by F (in (0, 1]) after every epoch (default: 1, constant)")
     fit.add_argument("--eval-every", type=options.positive_int, default=1, metavar="N",
                      help="evaluate on the validation part every N epochs and after the last (default: 1)")
@@ -117,8 +117,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         args.parser.error("--min-delta needs --early-stopping PATIENCE")
     if args.model == "cnn" and args.layers is not None:
         args.parser.error("--layers applies to --model mlp; the cnn's layers are fixed (nnbackend.models.cnn)")
-    if args.lr_factor > 1:
-        args.parser.error(f"--lr-factor must be in (0, 1], got {args.lr_factor:g}")
     return RunConfig(
         data=args.data, data_dir=args.data_dir, split=args.split or "paper", subset=args.subset,
         model=args.model, layers=(128,) if args.layers is None else args.layers, activation=args.activation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..arrays import check_array, match_namespace
-from ..backend import Backend
+from ..backend import Backend, namespace_of
 from ..random import Streams
 
 __all__ = ["Layer", "Shape"]
@@ -34,10 +34,12 @@ class Layer:
             layer before with :meth:`backward_owned`.
         mixes_rows: True when, in training mode, a row's output depends on the other rows of the batch
             (BatchNorm's batch statistics); the :class:`~nnbackend.Trainer` then never splits a batch.
+        min_batch: the fewest samples a training batch may hold (1; BatchNorm over flat features: 2).
     """
 
     fresh_input_grad = True
     mixes_rows = False
+    min_batch = 1
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
@@ -108,7 +110,10 @@ class Layer:
                 shape = ", ".join("?" if s is None else str(s) for s in self.input_shape)
                 raise ValueError(f"{name} must have shape (batch, {shape}), got {tuple(x.shape)}")
         if self.params:
-            x = match_namespace(x, name, next(iter(self.params.values())), f"{type(self).__name__}'s parameters")
+            param = next(iter(self.params.values()))
+            x = match_namespace(x, name, param, f"{type(self).__name__}'s parameters")
+            if x.dtype != param.dtype:
+                x = namespace_of(x).astype(x, param.dtype)
         return self.forward(x)
 
     # -- state ----------------------------------------------------------------------------------

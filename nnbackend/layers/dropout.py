@@ -14,6 +14,9 @@ from .base import Layer, Shape
 __all__ = ["Dropout"]
 
 
+_NO_MASK = object()  # what a rate-0 forward remembers: backward passes the gradient through
+
+
 class Dropout(Layer):
     """In training mode, zero each input with probability ``rate`` and scale the rest by ``1 / (1 - rate)``.
 
@@ -42,7 +45,7 @@ class Dropout(Layer):
 
     def forward(self, x: Any) -> Any:
         if not self.training or self.rate == 0.0:
-            self._remember(None)
+            self._remember(_NO_MASK)
             return x
         if self.rng is None:
             raise RuntimeError("Dropout must be built (inside a model) before it runs in training mode")
@@ -54,7 +57,5 @@ class Dropout(Layer):
         return x * mask
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
-        if not self.training:
-            raise RuntimeError("Dropout.backward() needs a forward() in training mode first")
-        mask = self._cache
-        return grad if mask is None else grad * mask
+        mask = self._recall()
+        return grad if mask is _NO_MASK else grad * mask

@@ -49,6 +49,12 @@ class BatchNorm(Layer):
     def get_config(self) -> dict[str, Any]:
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
 
+    @property
+    def min_batch(self) -> int:  # type: ignore[override]
+        """2 when each feature's variance comes from the batch alone (flat inputs, or 1x1 images), else 1."""
+        pixels = math.prod(self.input_shape[1:]) if self.input_shape else 1
+        return 2 if pixels == 1 else 1
+
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) not in (1, 3) or input_shape[0] not in (None, self.num_features):
             raise ValueError(

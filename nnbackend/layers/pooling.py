@@ -14,7 +14,7 @@ import array_api_compat
 
 from ..backend import namespace_of
 from .base import Layer, Shape
-from .windows import Pair, as_pair, output_size, window_slices
+from .windows import as_pair, output_size, window_slices
 
 __all__ = ["AvgPool2D", "MaxPool2D"]
 

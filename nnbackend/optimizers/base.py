@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from ..backend import Backend, namespace_of, to_numpy
@@ -43,10 +44,11 @@ class Optimizer:
     parameter name (``"0.weight"``) and created on the first step. ``steps`` counts the steps taken
     (the ``t`` of bias corrections), as ``torch.optim`` does.
 
-    Fast path: where a parameter is writeable on its first step (NumPy, CuPy, PyTorch,
-    array_api_strict; not JAX or read-only arrays) and its state arrays still are, optimizers that
-    implement :meth:`_update_in_place` update their *state* in place with the same formulas, with no
-    temporaries. Parameters themselves are never written: a new array is returned, so references
+    Fast path: where a parameter is writeable on its first step (not JAX or read-only arrays) and its
+    state arrays still are, optimizers that implement :meth:`_update_in_place` update their *state* in
+    place with the same formulas and no temporaries. That needs ufuncs with ``out=``, so in practice
+    NumPy and CuPy (:func:`nnbackend.inplace.ufuncs`); other libraries fall back to :meth:`_update`.
+    If the model moved (``model.to(...)``), the state follows the parameters on the next step. Parameters themselves are never written: a new array is returned, so references
     others hold to the old parameters (the Trainer's last finite and best parameters) stay valid.
 
     Args:
@@ -79,6 +81,8 @@ class Optimizer:
         new = {}
         for name, param in params.items():
             state = self.state.setdefault(name, {})
+            if state:
+                self._follow(state, param)
             in_place = self._in_place.get(name)
             if in_place is None:
                 # Sticky: a library that hands out read-only parameters keeps the functional path.
@@ -88,6 +92,18 @@ class Optimizer:
             else:
                 new[name] = self._update(param, grads[name], state, self.steps)
         return new
+
+    @staticmethod
+    def _follow(state: dict[str, Any], param: Any) -> None:
+        """Move ``state`` to ``param``'s library, device and dtype if the model was moved
+        (``model.to(...)``) since the last step; a cheap check when nothing moved."""
+        first = next(iter(state.values()))
+        if (type(first) is type(param) and first.dtype == param.dtype
+                and (type(param) is np.ndarray or array_api_compat.device(first) == array_api_compat.device(param))):
+            return
+        xp, device = namespace_of(param), array_api_compat.device(param)
+        for key, value in state.items():
+            state[key] = xp.asarray(to_numpy(value), dtype=param.dtype, device=device)
 
     def _update(self, param: Any, grad: Any, state: dict[str, Any], step: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement _update()")
