@@ -257,8 +257,10 @@ def get_backend(
     if isinstance(name, Backend):
         return name if dtype in (None, name.dtype_name) else name.with_dtype(dtype)
     dtype = dtype or "float32"
+    source = ""
     if name is None:
         name = os.environ.get(ENV_VAR) or "auto"
+        source = f" (from ${ENV_VAR})" if os.environ.get(ENV_VAR) else ""
     name, _, named_device = name.strip().partition(":")
     name = name.lower().replace("-", "_")
     if named_device and device is None:
@@ -275,7 +277,7 @@ def get_backend(
     elif name in _FACTORIES:
         xp, dev = _FACTORIES[name](device)
     else:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)} or 'auto'")
+        raise ValueError(f"unknown backend {name!r}{source}; choose one of {', '.join(BACKEND_NAMES)} or 'auto'")
     return Backend(name=name, xp=xp, device=dev, dtype=_float_dtype(xp, dtype), note=note)
 
 

@@ -43,6 +43,7 @@ def build_parser() -> Parser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(subparsers)
+    parser.command_names = tuple(subparsers.choices)
     return parser
 
 
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        _fail(one_line(exc))
+        message = one_line(exc)
+        command = next((word for word in argv if word in parser.command_names), None)
+        if command:  # "unrecognized arguments" comes from the top parser, but the command has the help
+            message = message.replace("(see 'nnbackend --help')", f"(see 'nnbackend {command} --help')")
+        _fail(message)
         return 2
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

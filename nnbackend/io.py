@@ -42,6 +42,8 @@ def _digest(array: np.ndarray) -> str:
 def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
     """Atomically write ``arrays`` and ``meta`` (JSON-ready) to ``path`` as a ``kind`` file."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass a file name such as {path / (kind + '.npz')}")
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,7 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
     payload = {_META: np.frombuffer(json.dumps(document).encode(), dtype=np.uint8), **arrays}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; saved files get the usual mode
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **payload)
             fh.flush()
@@ -68,6 +71,13 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_file(path: str | Path, kind: str | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -11,15 +11,16 @@ __all__ = ["Progress"]
 class Progress:
     """Reports a fit's progress.
 
-    ``verbose=0``: silent. ``1``: a bar over all steps (tqdm, if installed) plus a line at each
-    evaluation. ``2``: a line after every epoch.
+    ``verbose=0``: silent. ``1``: a bar over all steps (tqdm, if installed, and only on a terminal or in
+    a notebook: a bar redrawn into a log file is noise) plus a line at each evaluation. ``2``: a line
+    after every epoch. Lines end with the seconds elapsed since training started.
     """
 
     def __init__(self, epochs: int, steps_per_epoch: int, verbose: int, first_epoch: int = 1) -> None:
         self.verbose = verbose
         self.epochs = epochs
         self._bar = None
-        if verbose == 1:
+        if verbose == 1 and (sys.stderr.isatty() or "ipykernel" in sys.modules):
             try:
                 from tqdm.auto import tqdm
             except ImportError:
@@ -75,5 +76,5 @@ def _format(epoch: int, epochs: int, logs: dict[str, Any]) -> str:
         parts.append(f"val_loss {logs['val_loss']:.4f}")
         if logs.get("val_accuracy") is not None:
             parts.append(f"val_acc {logs['val_accuracy']:.4f}")
-    parts.append(f"{logs['time']:.1f}s")
+    parts.append(f"{logs['time']:.1f}s elapsed")
     return "  ".join(parts)

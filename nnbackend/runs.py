@@ -33,10 +33,12 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__, models
-from .backend import Backend, get_backend, machine
+from .backend import FLOAT_DTYPES, Backend, get_backend, machine
 from .data import DataError, load, official_split, paper_split, subset
+from .data.registry import get_spec
 from .history import History
 from .io import save_model
+from .layers import ACTIVATIONS
 from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE
 from .metrics import ClassificationReport, classification_report
 from .model import Sequential
@@ -130,6 +132,29 @@ class RunConfig:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         check_max_rows(self.max_rows)
         check_decay_factor(self.lr_factor)
+        get_spec(self.data)  # an unknown name raises DataError, listing the known ones
+        if self.subset is not None and (len(self.subset) != 3 or not all(_count(n, 1) for n in self.subset)):
+            raise ValueError(f"subset must be three positive sample counts (train, val, test), got {self.subset!r}")
+        if not all(_count(n, 1) for n in self.layers):
+            raise ValueError(f"layers must be positive layer sizes, got {self.layers!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        for name, value, least in (("epochs", self.epochs, 1), ("eval_every", self.eval_every, 1),
+                                   ("seed", self.seed, 0), ("split_seed", self.split_seed, 0)):
+            if not _count(value, least):
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        if self.batch_size is not None and not _count(self.batch_size, 1):
+            raise ValueError(f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
+        if self.early_stopping is not None and not _count(self.early_stopping, 1):
+            raise ValueError(f"early_stopping must be a positive patience or None, got {self.early_stopping!r}")
+        if self.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, got {self.dtype!r}")
+        if not isinstance(self.min_delta, (int, float)) or not 0 <= self.min_delta < math.inf:
+            raise ValueError(f"min_delta must be a number >= 0, got {self.min_delta!r}")
+        try:
+            make_optimizer(self)  # the optimizer's own checks: lr, betas, momentum, ...
+        except TypeError as exc:  # a hyperparameter the optimizer does not take
+            raise ValueError(f"optimizer {self.optimizer}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -139,11 +164,50 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The inverse of :meth:`to_dict`. Raises ValueError (DataError for an unknown data set) on
+        unknown keys or bad values."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a run configuration is a JSON object, got {type(data).__name__}")
+        unknown = set(data) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown configuration keys {sorted(unknown)}")
         data = dict(data)
-        data["layers"] = tuple(data.get("layers", ()))
-        if data.get("subset") is not None:
-            data["subset"] = tuple(data["subset"])
+        try:
+            data["layers"] = tuple(data.get("layers", ()))
+            if data.get("subset") is not None:
+                data["subset"] = tuple(data["subset"])
+        except TypeError as exc:
+            raise ValueError(f"layers and subset must be lists of sizes: {exc}") from None
         return cls(**data)
+
+
+def _count(value: Any, least: int) -> bool:
+    """True for an integer (not a bool) >= ``least``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= least
+
+
+def read_record(folder: str | Path) -> tuple[dict[str, Any], RunConfig]:
+    """A run folder's config.json: the whole record and its :class:`RunConfig`.
+
+    Raises:
+        FileNotFoundError: the folder has no config.json.
+        ValueError: the file is not valid JSON or not a run record (the message names the file).
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (not a run folder written by 'nnbackend train')")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is damaged, not valid JSON ({exc}); re-run the training, or pass the "
+                         "model file with --data") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(f"{path} is not a run record (no \"config\" object); re-run the training, or pass the "
+                         "model file with --data")
+    try:
+        return record, RunConfig.from_dict(record["config"])
+    except (ValueError, DataError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 # -- building blocks ----------------------------------------------------------------------------------

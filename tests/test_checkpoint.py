@@ -138,12 +138,12 @@ def test_metadata_that_does_not_fit_is_refused(tmp_path):
 
 
 # -- resume ---------------------------------------------------------------------------------------
-def fit(trainer, checkpoint=None, resume=False, epochs=6, **kwargs):
+def fit(trainer, checkpoint=None, resume=False, epochs=6, early_stopping=None, **kwargs):
     x, y = data()
     xv, yv = data(40, seed=1)
     return trainer.fit(x, y, validation=(xv, yv), epochs=epochs, batch_size=20, seed=4, verbose=0,
-                       early_stopping=nb.EarlyStopping(patience=50), checkpoint=checkpoint, resume=resume,
-                       **kwargs)
+                       early_stopping=early_stopping or nb.EarlyStopping(patience=50), checkpoint=checkpoint,
+                       resume=resume, **kwargs)
 
 
 def uninterrupted():
@@ -181,6 +181,22 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps):
     assert history.epoch == expected_history.epoch
     assert history.val_loss == expected_history.val_loss
     assert second.optimizer.lr == 0.01 and second.optimizer.steps == 30
+
+
+def test_a_resumed_run_stops_early_where_the_uninterrupted_one_did(tmp_path):
+    # min_delta so large that nothing after epoch 1 counts as better: the patience runs out at epoch 3.
+    # Interrupted in epoch 3, the checkpoint must carry the evaluation it had already waited.
+    stopper = lambda: nb.EarlyStopping(patience=2, min_delta=10.0)  # noqa: E731
+    expected = fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), early_stopping=stopper())
+    assert (expected.stopped_epoch, expected.best_epoch) == (3, 1)
+    ckpt = tmp_path / "ckpt.npz"
+    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 12)  # 5 steps per epoch: step 12 is in epoch 3
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=ckpt, early_stopping=stopper())
+    resumed = fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True,
+                  early_stopping=stopper())
+    assert (resumed.stopped_epoch, resumed.best_epoch) == (3, 1)
 
 
 def test_stopping_at_an_epoch_and_resuming_for_more_epochs_is_exact(tmp_path):

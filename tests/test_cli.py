@@ -58,7 +58,7 @@ def test_train_prints_backend_model_and_test_report(trained):
     assert "run folder:" in text
 
 
-def test_an_interrupted_train_resumes_to_the_same_model(tmp_path, monkeypatch):
+def test_an_interrupted_train_resumes_to_the_same_model(tmp_path, monkeypatch, capsys):
     from nnbackend.training import Trainer
 
     argv = ["train", "--epochs", "3", "--backend", "numpy", "--quiet", "--subset", "600,200,200"]
@@ -76,6 +76,10 @@ def test_an_interrupted_train_resumes_to_the_same_model(tmp_path, monkeypatch):
     run = tmp_path / "run"
     assert run_cli(*argv, "--out", run)[0] == 130
     assert (run / "checkpoint.npz").is_file() and not (run / "metrics.json").exists()
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run)]) == 1  # no model.npz yet: say how to go on
+    err = capsys.readouterr().err
+    assert "did not finish" in err and f"nnbackend train --out {run} --resume" in err
     monkeypatch.undo()
     code, text = run_cli("train", "--out", run, "--resume", "--quiet")
     assert code == 0, text
@@ -329,7 +333,13 @@ MISTAKES = {
     "unknown data set": (["train", "--data", "cifar10"], 2),
     "option of another optimizer": (["train", "--optimizer", "gd", "--betas", "0.9,0.99"], 2),
     "min-delta alone": (["train", "--min-delta", "0.1"], 2),
-    "momentum out of range": (["train", "--optimizer", "gd", "--momentum", "1.5", "--out", "{tmp}/run"], 1),
+    "momentum out of range": (["train", "--optimizer", "gd", "--momentum", "1.5", "--out", "{tmp}/run"], 2),
+    "betas not a pair": (["train", "--betas", "0.9", "--out", "{tmp}/run"], 2),
+    "negative seed": (["train", "--seed", "-1"], 2),
+    "empty layer size": (["train", "--layers", "12,,3"], 2),
+    "output folder is a file": (["train", "--out", "{tmp}/junk.npz"], 2),
+    "output folder inside a file": (["evaluate", "{tmp}/junk.npz", "--out", "{tmp}/junk.npz/eval"], 2),
+    "missing data folder": (["train", "--data-dir", "{tmp}/nowhere", "--out", "{tmp}/run"], 1),
     "incomplete data folder": (["train", "--data", "mnist", "--data-dir", "{data}", "--out", "{tmp}/run"], 1),
     "missing run folder": (["evaluate", "{tmp}/no-such-run"], 1),
     "not a model file": (["evaluate", "{tmp}/junk.npz", "--data", "mnist-sample"], 1),
@@ -357,6 +367,74 @@ def test_an_unusable_backend_names_the_install(tmp_path, capsys):
     assert cli.main(["train", "--backend", "cupy", "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("nnbackend: error: ") and "nnbackend[cuda12]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_backend_in_the_environment_names_the_variable(monkeypatch, capsys):
+    monkeypatch.setenv("NNBACKEND_BACKEND", "tpu")
+    assert cli.main(["train", "--epochs", "1"]) == 2
+    assert "$NNBACKEND_BACKEND: unknown backend 'tpu'" in capsys.readouterr().err
+
+
+def test_an_unknown_option_points_to_the_commands_help(capsys):
+    assert cli.main(["train", "--bogus"]) == 2
+    assert "(see 'nnbackend train --help')" in capsys.readouterr().err
+
+
+def _copy_run(trained, tmp_path) -> Path:
+    out, _ = trained
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in RUN_FILES:
+        (copy / name).write_bytes((out / name).read_bytes())
+    return copy
+
+
+@pytest.mark.parametrize("content", ["{", "[]", "{}", '{"config": {"dtype": "float16"}}',
+                                     '{"config": {"subset": [1, 2]}}', '{"config": {"layers": 5}}'])
+def test_a_damaged_run_record_is_named_in_one_line(trained, tmp_path, capsys, content):
+    run = _copy_run(trained, tmp_path)
+    (run / "config.json").write_text(content)
+    assert cli.main(["evaluate", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"nnbackend: error: {run / 'config.json'}") and len(err.strip().splitlines()) == 1, err
+
+
+def test_evaluate_does_not_overwrite_a_run_folders_metrics(trained, tmp_path, capsys):
+    run = _copy_run(trained, tmp_path)
+    before = (run / "metrics.json").read_bytes()
+    assert cli.main(["evaluate", str(run), "--out", str(run)]) == 1
+    assert "already holds metrics.json" in capsys.readouterr().err
+    assert (run / "metrics.json").read_bytes() == before
+
+
+def test_saved_models_are_as_readable_as_the_other_run_files(trained):
+    out, _ = trained
+    mode = (out / "config.json").stat().st_mode & 0o777
+    assert (out / "model.npz").stat().st_mode & 0o777 == mode
+    assert (out / "checkpoint.npz").stat().st_mode & 0o777 == mode
+
+
+def test_evaluate_says_when_the_recorded_subset_applies_and_all_lifts_it(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "--epochs", "1", "--subset", "500,100,100", "--backend", "numpy", "--quiet",
+                   "--out", out)[0] == 0
+    code, text = run_cli("evaluate", out)
+    assert code == 0 and "recorded subset 500,100,100 applies" in text and "(100 samples)" in text
+    code, text = run_cli("evaluate", out, "--subset", "all")
+    whole = len(nb.data.paper_split("mnist-sample").y_test)
+    assert code == 0 and whole > 100 and f"({whole:,} samples)" in text
+
+
+def test_resume_without_a_checkpoint_says_it_starts_again(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "--epochs", "1", "--subset", "300,100,100", "--backend", "numpy", "--quiet",
+                   "--out", out)[0] == 0
+    for name in ("metrics.json", "model.npz", "checkpoint.npz"):
+        (out / name).unlink()
+    code, text = run_cli("train", "--out", out, "--resume", "--epochs", "7", "--quiet")
+    assert code == 0, text
+    assert "starting it again from epoch 1" in text and "ignoring --epochs" in text
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1  # the recorded setting
 
 
 def test_python_dash_m_nnbackend_runs_the_command_line():

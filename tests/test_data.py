@@ -218,8 +218,10 @@ def test_trailing_data_is_rejected(tmp_path):
         (b"<html>not found</html>", "bad magic number 0x3C68746D"),
         (b"\x00\x00\x07\x01\x00\x00\x00\x00", "bad magic number 0x00000701"),
         (b"\x00\x00\x08\x00", "bad magic number"),
+        (b"\x01\x00\x08\x01\x00\x00\x00\x00", "bad magic number 0x01000801"),
+        (b"\x00\x01\x08\x01\x00\x00\x00\x00", "bad magic number 0x00010801"),
     ],
-    ids=["short", "short-header", "html", "type-code", "no-dims"],
+    ids=["short", "short-header", "html", "type-code", "no-dims", "first-byte", "second-byte"],
 )
 def test_not_an_idx_file_is_rejected(tmp_path, content, problem):
     path = tmp_path / "t10k-labels-idx1-ubyte"
@@ -368,11 +370,13 @@ def test_truncated_file_in_a_data_set_is_rejected(tiny, tmp_path):
 
 def test_offline_error_lists_every_place_and_the_fixes(tmp_path, monkeypatch):
     monkeypatch.setenv(locate.DATA_ENV, str(tmp_path / "env"))
+    (tmp_path / "dir").mkdir()  # exists, but holds nothing; the others do not exist
     with pytest.raises(DataError) as info:
         load("fashion-mnist", data_dir=tmp_path / "dir", download=False)
     message = str(info.value)
     for place in search_path("fashion-mnist", tmp_path / "dir"):
-        assert f"  {place}\n" in message
+        assert f"  {place}{'' if place.is_dir() else ' (no such folder)'}\n" in message
+    assert f"  {tmp_path / 'dir'}\n" in message and f"  {tmp_path / 'env' / 'fashion-mnist'} (no such folder)\n" in message
     assert "NNBACKEND_DATA" in message and "apt install dataset-fashion-mnist" in message
     assert "download=True" in message
 
@@ -412,7 +416,8 @@ def test_failed_download_leaves_nothing_and_lists_places(tiny, server, tmp_path)
     tiny.copy_to(root / "files")
     (root / "files" / "t10k-labels-idx1-ubyte.gz").unlink()  # the last file is missing: 404
     register(dataclasses.replace(tiny.spec, url_base=f"{url}files/"))
-    with pytest.raises(DataError, match=r"(?s)could not download .*t10k-labels.*404.*looked in:"):
+    with pytest.raises(DataError, match=r"(?s)^data set 'tiny' not found; looked in:.*Downloading them failed: "
+                       r"could not download .*t10k-labels.*404"):
         load("tiny")
     assert not (tmp_path / "cache").exists()
 
@@ -422,7 +427,8 @@ def test_unreachable_server_gives_one_error(tiny, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     register(dataclasses.replace(tiny.spec, url_base=f"http://127.0.0.1:{port}/"))
-    pattern = rf"(?s)could not download http://127.0.0.1:{port}/.*looked in:.*NNBACKEND_DATA"
+    pattern = (rf"(?s)^data set 'tiny' not found; looked in:.*NNBACKEND_DATA.*could not download "
+               rf"http://127.0.0.1:{port}/train-images-idx3-ubyte.gz: the server refused the connection$")
     with pytest.raises(DataError, match=pattern):
         load("tiny")
     assert not (tmp_path / "cache").exists()

@@ -145,3 +145,53 @@ def test_sigmoid_softplus_and_leaky_relu_match_their_formulas_far_into_the_tails
     steep = L.LeakyReLU(3.0)
     steep.set_training(True)
     np.testing.assert_array_equal(steep(xb)[0], np.where(xd > 0, xd, xd * 3.0))
+
+
+def test_a_second_backward_fills_the_reused_gradient_arrays_correctly():
+    # Dense writes later backward passes into the arrays of the first (NumPy/CuPy): that path too must
+    # give x^T g and the column sums.
+    model = nb.Sequential([L.Dense(4, 3)], backend="numpy", dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x, grad = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+        model.forward(x)
+        model.backward(grad)
+        np.testing.assert_allclose(model.gradients()["0.weight"], x.T @ grad, rtol=1e-12)
+        np.testing.assert_allclose(model.gradients()["0.bias"], grad.sum(axis=0), rtol=1e-12)
+
+
+def test_dropout_scales_the_units_it_keeps():
+    layer = nb.Sequential([L.Dense(3, 4), L.Dropout(0.4)], backend="numpy", seed=0).layers[1]
+    out = layer.forward(np.ones((500, 200), np.float32))
+    assert set(np.unique(out)) == {np.float32(0.0), np.float32(1 / 0.6)}
+    assert abs(out.mean() - 1.0) < 0.01  # inverted dropout keeps the expected activation
+    assert abs((out == 0).mean() - 0.4) < 0.01
+
+
+def _train_a_bit(seed=0):
+    model = nb.Sequential([L.Conv2D(1, 3, 3, padding=1), L.BatchNorm(3), L.ReLU(), L.Flatten(),
+                           L.Dense(None, 8, "relu"), L.Dense(8, 3)],
+                          input_shape=(1, 5, 5), backend="numpy", dtype="float64", seed=seed)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((40, 1, 5, 5)), rng.integers(0, 3, 40)
+    nb.Trainer(model, optimizer=nb.optimizers.Adam(0.01)).fit(x, y, epochs=2, batch_size=10, verbose=0)
+    return model.state_dict()
+
+
+def test_every_in_place_shortcut_gives_the_values_of_the_functional_path(monkeypatch):
+    # With NumPy the engine writes into its own temporaries; libraries with read-only arrays (JAX) take
+    # the functional path. Pretending nothing is writeable sends every component down that path.
+    import nnbackend.inplace
+    import nnbackend.layers.activations
+    import nnbackend.layers.conv
+    import nnbackend.layers.dense
+    import nnbackend.layers.normalization
+    import nnbackend.optimizers.base
+
+    in_place = _train_a_bit()
+    for module in (nnbackend.inplace, losses, nnbackend.layers.activations, nnbackend.layers.conv,
+                   nnbackend.layers.dense, nnbackend.layers.normalization, nnbackend.optimizers.base):
+        monkeypatch.setattr(module, "writeable", lambda x: False)
+    functional = _train_a_bit()
+    for name, value in in_place.items():
+        np.testing.assert_allclose(functional[name], value, rtol=1e-10, atol=1e-13, err_msg=name)

@@ -89,6 +89,26 @@ def test_early_stopping_stops_and_restores_the_best_parameters():
     assert trainer.evaluate(x, y)["loss"] == pytest.approx(history.val_loss[best], rel=1e-6)
 
 
+def test_early_stopping_counts_only_improvements_beyond_min_delta():
+    from nnbackend.training import _Monitor
+
+    monitor, model = _Monitor(nb.EarlyStopping(patience=2, min_delta=0.1)), mlp()
+    stops = [monitor.update(epoch, {"val_loss": value}, model) for epoch, value in enumerate([1.0, 0.95, 0.94], 1)]
+    assert stops == [False, False, True] and monitor.best_epoch == 1  # 0.05 and 0.06 better: not enough
+
+
+def test_early_stopping_on_validation_accuracy_keeps_the_highest():
+    x, y = blobs(n=60)
+    noise_x, noise_y = np.random.default_rng(3).standard_normal((200, 8)).astype(np.float32), blobs(200)[1]
+    trainer = nb.Trainer(mlp(), optimizer=O.Adam(0.05))
+    history = trainer.fit(noise_x, noise_y, validation=(x, y), epochs=100, batch_size=20, verbose=0,
+                          early_stopping=nb.EarlyStopping(monitor="val_accuracy", patience=3))
+    assert history.stopped_epoch is not None
+    best = history.val_epoch.index(history.best_epoch)
+    assert history.val_accuracy[best] == max(history.val_accuracy)
+    assert trainer.evaluate(x, y)["accuracy"] == history.val_accuracy[best]
+
+
 def test_a_diverging_run_stops_and_keeps_finite_parameters(capsys):
     x, y = blobs()
     model = mlp()

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 from ..backend import get_backend
 from ..io import load_model
 from ..losses import CrossEntropy
-from ..runs import RunConfig, evaluate_model, load_split, reported_losses, write_json
+from ..runs import RunConfig, evaluate_model, load_split, read_record, reported_losses, write_json
 from . import options
 
 EXAMPLES = """\
 examples:
   nnbackend evaluate runs/20250101-120000-mnist-sample-adam
-  nnbackend evaluate runs/mnist-adam/model.npz --data mnist --split official --out eval-official
+  nnbackend evaluate runs/mnist-official/model.npz --data mnist --split official
+  nnbackend evaluate runs/mnist-adam --subset all --out eval-full
   nnbackend evaluate runs/mnist-adam --backend torch --dtype float64
 """
 
@@ -31,36 +31,46 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder (holding model.npz) or a .npz model file")
     options.add_data_options(parser, default=None)
     options.add_backend_options(parser, dtype_default=None)
-    parser.add_argument("--out", metavar="DIR", help="also write metrics.json and confusion.png into DIR")
+    parser.add_argument("--out", type=options.output_folder, metavar="DIR", help="also write metrics.json and confusion.png into DIR")
     parser.set_defaults(handler=run, parser=parser)
 
 
-def _locate(path: Path) -> tuple[Path, dict | None]:
-    """The model file and the run record (config.json) beside it, if any."""
+def _locate(path: Path) -> tuple[Path, RunConfig | None]:
+    """The model file and the run configuration (config.json) beside it, if any."""
     if path.is_dir():
         model = path / "model.npz"
+        if not model.is_file() and (path / "checkpoint.npz").is_file():
+            raise FileNotFoundError(
+                f"the run in {path} did not finish (no model.npz yet); continue it with 'nnbackend train "
+                f"--out {path} --resume', or evaluate its last checkpoint: {path / 'checkpoint.npz'}")
         if not model.is_file():
             raise FileNotFoundError(f"{path} holds no model.npz; pass a run folder written by 'nnbackend train'")
     elif path.is_file() or path.with_name(path.name + ".npz").is_file():
         model = path
     else:
         raise FileNotFoundError(f"{path}: no such run folder or model file")
-    record_path = model.parent / "config.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else None
-    return model, record
+    has_record = (model.parent / "config.json").is_file()
+    return model, read_record(model.parent)[1] if has_record else None
 
 
 def run(args: argparse.Namespace) -> int:
-    model_path, record = _locate(Path(args.model))
-    if record is None and args.data is None:
+    model_path, recorded = _locate(Path(args.model))
+    if recorded is None and args.data is None:
         args.parser.error(f"{model_path} has no config.json beside it to say which data it belongs to; pass --data NAME")
-    config = RunConfig.from_dict(record["config"]) if record else RunConfig(data=args.data, subset=None)
+    out = Path(args.out) if args.out else None
+    clashes = [name for name in ("metrics.json", "confusion.png") if out is not None and (out / name).exists()]
+    if clashes:
+        raise ValueError(f"{out} already holds {' and '.join(clashes)} (a run folder, or an earlier evaluation); "
+                         "pass another --out")
+    config = recorded or RunConfig(data=args.data, subset=None)
     changes = {}
     if args.data and args.data != config.data:
         changes.update(data=args.data, subset=None, data_dir=None)  # the run's subset was of its own data
     for field in ("data_dir", "split", "subset"):
         if getattr(args, field) is not None:
             changes[field] = getattr(args, field)
+    if changes.get("subset") == ():  # --subset all
+        changes["subset"] = None
     backend = get_backend(options.requested_backend(args.backend), dtype=args.dtype)
     model = load_model(model_path, backend=backend, dtype=args.dtype)
     config = dataclasses.replace(config, **changes, dtype=model.backend.dtype_name)
@@ -71,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
                          "classes; pass the --data it was trained on")
     print(f"model: {model_path} ({model.n_params:,} parameters)")
     print(split.summary())
-    if record:
+    if recorded and recorded.subset and "subset" not in changes:
+        print(f"note: the run's recorded subset {','.join(map(str, recorded.subset))} applies; "
+              "--subset all evaluates on the whole test part")
+    if recorded and recorded.split == "paper" and config.split == "official" and recorded.data == config.data:
+        print("note: the paper split pools the official train and test images, so this model trained on part "
+              "of the official test set: its accuracy there is optimistic")
+    if recorded:
         losses = reported_losses(model, config.loss)
     else:
         losses = {"cross_entropy": CrossEntropy(from_logits=not model.ends_with_softmax)}
@@ -79,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     loss_text = ", ".join(f"{k.removeprefix('loss:')} {v:.4f}" for k, v in figures.items() if k.startswith("loss:"))
     print(f"\ntest: accuracy {report.accuracy:.4f}, loss {loss_text} ({len(split.y_test):,} samples)\n")
     print(report.to_table())
-    if args.out:
-        out = Path(args.out)
+    if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "metrics.json", {
             "model": str(model_path), "data": split.description, "backend": model.backend.describe(),

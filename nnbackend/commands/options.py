@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from ..backend import BACKEND_NAMES, FLOAT_DTYPES
 from ..data import dataset_names
@@ -100,9 +101,31 @@ def max_rows(text: str) -> int | str | None:
         raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'none', got {text!r}") from None
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
+def output_folder(text: str) -> str:
+    """A folder to write into: it may not exist yet, but it and everything above it must not be files."""
+    path = Path(text).expanduser()
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "is a file" if place == path else f"is inside {place}, which is a file"
+                raise argparse.ArgumentTypeError(f"{text} {what}; pass a folder")
+            break
+    return text
+
+
 def hidden_layers(text: str) -> tuple[int, ...]:
     """``512,256`` -> ``(512, 256)``; the empty string -> no hidden layer."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
+    parts = [part.strip() for part in text.split(",")] if text.strip() else []
     try:
         return tuple(positive_int(part) for part in parts)
     except argparse.ArgumentTypeError:
@@ -110,11 +133,14 @@ def hidden_layers(text: str) -> tuple[int, ...]:
             f"expected hidden layer sizes like 512,256 (or '' for none), got {text!r}") from None
 
 
-def subset_sizes(text: str) -> tuple[int, int, int]:
-    """``TRAIN,VAL,TEST`` sample counts, e.g. ``5000,1000,1000``."""
+def subset_sizes(text: str) -> tuple[int, int, int] | tuple[()]:
+    """``TRAIN,VAL,TEST`` sample counts, e.g. ``5000,1000,1000``; ``all`` -> ``()`` (every sample)."""
+    if text.strip().lower() == "all":
+        return ()
     parts = text.split(",")
     if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"expected TRAIN,VAL,TEST sample counts like 5000,1000,1000, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected TRAIN,VAL,TEST sample counts like 5000,1000,1000 (or 'all'), got {text!r}")
     return tuple(positive_int(part) for part in parts)  # type: ignore[return-value]
 
 
@@ -147,7 +173,7 @@ def add_data_options(parser: argparse.ArgumentParser, *, default: str | None) ->
                        help="paper: pool train+test, seed 42, 80/10/10 (default); "
                        "official: the official test set, 10%% of train as validation")
     group.add_argument("--subset", type=subset_sizes, metavar="TRAIN,VAL,TEST",
-                       help="use only the first TRAIN/VAL/TEST samples of each part")
+                       help="use only the first TRAIN/VAL/TEST samples of each part ('all': every sample)")
 
 
 def add_backend_options(parser: argparse.ArgumentParser, *, dtype_default: str | None = "float32") -> None:
@@ -165,4 +191,12 @@ def requested_backend(value: str | None) -> str:
 
     from ..backend import ENV_VAR
 
-    return value or os.environ.get(ENV_VAR) or "auto"
+    if value:
+        return value
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        try:
+            return backend_name(from_env)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"${ENV_VAR}: {exc}") from None
+    return "auto"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 import time
 from pathlib import Path
 
-from ..optimizers import OPTIMIZERS
-from ..runs import LOSS_CHOICES, MODELS, RunConfig, train_run
-from ..training import TrainingInterrupted
+from ..io import CheckpointError
 from ..layers import ACTIVATIONS
+from ..optimizers import OPTIMIZERS
+from ..runs import LOSS_CHOICES, MODELS, RunConfig, read_record, train_run
+from ..training import TrainingInterrupted
 from . import options
 
 EXAMPLES = """\
@@ -36,8 +36,8 @@ HYPERPARAMETERS = {
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a model (an MLP, or --model cnn) and write a run folder",
-        description="Train a multi-layer perceptron and write a run folder: config.json, history.csv/.json, "
-        "metrics.json, model.npz, curves.png, confusion.png and report.md.",
+        description="Train a multi-layer perceptron (or, with --model cnn, a small CNN) and write a run folder: "
+        "config.json, history.csv/.json, metrics.json, model.npz, curves.png, confusion.png and report.md.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_data_options(parser, default="mnist-sample")
 
@@ -86,11 +86,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="stop after PATIENCE evaluations without a lower validation loss, keeping the best weights")
     fit.add_argument("--min-delta", type=options.non_negative_float, default=0.0,
                      help="the smallest decrease that counts as an improvement for --early-stopping (default: 0)")
-    fit.add_argument("--seed", type=int, default=0, help="seeds the initial weights and the batch order (default: 0)")
+    fit.add_argument("--seed", type=options.non_negative_int, default=0, help="seeds the initial weights and the batch order (default: 0)")
 
     options.add_backend_options(parser)
     out = parser.add_argument_group("output")
-    out.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<timestamp>-<data>-<optimizer>)")
+    out.add_argument("--out", type=options.output_folder, metavar="DIR", help="the run folder (default: runs/<timestamp>-<data>-<optimizer>)")
     out.add_argument("--resume", action="store_true",
                      help="continue the interrupted run in --out DIR from its checkpoint.npz, with the options "
                      "recorded in its config.json (other model and training options are ignored)")
@@ -117,6 +117,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         args.parser.error("--min-delta needs --early-stopping PATIENCE")
     if args.model == "cnn" and args.layers is not None:
         args.parser.error("--layers applies to --model mlp; the cnn's layers are fixed (nnbackend.models.cnn)")
+    try:
+        return _config(args, hyperparameters)
+    except ValueError as exc:  # a value only the optimizer or the run can judge (momentum, betas, ...)
+        args.parser.error(str(exc))
+
+
+def _config(args: argparse.Namespace, hyperparameters: dict) -> RunConfig:
     return RunConfig(
         data=args.data, data_dir=args.data_dir, split=args.split or "paper", subset=args.subset,
         model=args.model, layers=(128,) if args.layers is None else args.layers, activation=args.activation,
@@ -141,19 +148,33 @@ def resumed_config(out: Path | None) -> tuple[RunConfig, list[str] | None]:
     """The configuration and command recorded in the run folder ``out``, for ``--resume``."""
     if out is None:
         raise ValueError("--resume needs --out DIR, the folder of the run to continue")
-    record_path = out / "config.json"
-    if not record_path.is_file():
+    if not (out / "config.json").is_file():
         raise ValueError(f"{out} holds no run to resume (no config.json); start it without --resume")
     if (out / "metrics.json").is_file():
         raise ValueError(f"the run in {out} already finished; nothing to resume")
-    record = json.loads(record_path.read_text())
-    return RunConfig.from_dict(record["config"]), record.get("command")
+    record, config = read_record(out)
+    return config, record.get("command")
+
+
+def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
+    """The options given beside --resume, which the recorded configuration overrides."""
+    defaults = vars(args.parser.parse_args([]))
+    kept = {"out", "resume", "quiet", "verbose"}
+    return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+            if name in defaults and name not in kept and value != defaults[name]]
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if args.resume:
         config, command = resumed_config(out)
+        ignored = _ignored_with_resume(args)
+        if ignored:
+            print(f"note: --resume continues the run as recorded in {out / 'config.json'}; "
+                  f"ignoring {', '.join(ignored)}")
+        if not (out / "checkpoint.npz").is_file():
+            print(f"note: {out} has no checkpoint.npz (the run stopped before its first one); "
+                  "starting it again from epoch 1")
     else:
         config, command = config_from_args(args), ["nnbackend", *args.argv]
         out = out or default_out(config)
@@ -163,15 +184,19 @@ def run(args: argparse.Namespace) -> int:
     verbose = 0 if args.quiet else 2 if args.verbose else 1
     try:
         result = train_run(config, out, verbose=verbose, log=print, command=command, resume=args.resume)
+    except CheckpointError as exc:
+        if not args.resume:
+            raise
+        raise CheckpointError(f"{exc}; to start the run over, delete {out / 'checkpoint.npz'} and "
+                              f"run the same command again") from None
     except TrainingInterrupted:
         print(f"nnbackend: interrupted; the checkpoint is in {out}. Continue with: "
               f"nnbackend train --out {out} --resume", file=sys.stderr)
         return 130
     test = result.metrics["test"]
     losses = ", ".join(f"{name} {value:.4f}" for name, value in test["losses"].items())
-    if result.history.stopped_epoch:
-        print(f"early stopping at epoch {result.history.stopped_epoch}; the weights of epoch "
-              f"{result.history.best_epoch} (the best validation loss) were kept")
+    if result.history.stopped_epoch:  # the trainer said when and why it stopped
+        print(f"kept the weights of epoch {result.history.best_epoch}, the best validation loss")
     if result.history.diverged:
         print(f"the run diverged at epoch {result.history.diverged_epoch}; the model kept the last finite weights")
     print(f"\ntest: accuracy {test['accuracy']:.4f}, loss {losses} ({test['samples']:,} samples)\n")

@@ -75,6 +75,8 @@ def load(name: str, *, data_dir: str | Path | None = None, download: bool = True
             provide the files).
     """
     spec = get_spec(name)
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataError(f"data_dir {data_dir}: no such folder (it should hold {spec.name}/ or the files themselves)")
     places = locate.search_path(spec.name, data_dir)
     for folder in places:
         files = locate.files_in(folder, spec)
@@ -86,7 +88,7 @@ def load(name: str, *, data_dir: str | Path | None = None, download: bool = True
     try:
         fetch(spec, target)
     except DataError as exc:
-        raise DataError(f"{exc}\n{_not_found(spec, places, offer_download=False)}") from exc
+        raise DataError(f"{_not_found(spec, places, offer_download=False)}\nDownloading them failed: {exc}") from exc
     return _read(spec, target, locate.files_in(target, spec))
 
 
@@ -131,7 +133,7 @@ def _not_found(spec: DataSetSpec, places: list[Path], *, offer_download: bool) -
         f"set {locate.DATA_ENV} to a folder holding {spec.name}/ with the files",
         f"put the files in {locate.cache_dir() / spec.name}"
         + (f" (from {spec.url_base})" if spec.url_base else ""),
-        "pass data_dir=<a folder holding them> to load()",
+        "pass data_dir=<a folder holding them> to load() (on the command line: --data-dir FOLDER)",
     ]
     if spec.debian_package:
         ways.append(f"apt install {spec.debian_package} (Debian/Ubuntu)")
@@ -139,7 +141,7 @@ def _not_found(spec: DataSetSpec, places: list[Path], *, offer_download: bool) -
         ways.append(f"load({spec.name!r}, download=True) to download them into the cache")
     return (
         f"data set {spec.name!r} not found; looked in:\n"
-        + "".join(f"  {place}\n" for place in places)
+        + "".join(f"  {place}{'' if place.is_dir() else ' (no such folder)'}\n" for place in places)
         + f"It needs {names} (raw or .gz). To provide them:\n"
         + "".join(f"  - {way}\n" for way in ways)
     ).rstrip("\n")

@@ -49,7 +49,7 @@ def download(spec: DataSetSpec, target: Path) -> None:
             try:
                 downloader(url, str(staging / f"{base}.gz"), None)
             except OSError as exc:
-                raise DataError(f"could not download {url}: {exc}") from exc
+                raise DataError(f"could not download {url}: {_short_reason(exc)}") from exc
             read_verified(staging / f"{base}.gz", spec, base, origin=url)
         target.mkdir(exist_ok=True)
         for base in spec.files:
@@ -59,3 +59,15 @@ def download(spec: DataSetSpec, target: Path) -> None:
         if created and not any(cache.iterdir()):
             cache.rmdir()
     log.info("downloaded %s into %s", spec.name, target)
+
+
+def _short_reason(exc: BaseException) -> str:
+    """One short clause for a failed download (requests' messages nest the whole connection pool)."""
+    text = " ".join(str(exc).split())
+    if "NameResolutionError" in text or "Name or service not known" in text or "Failed to resolve" in text:
+        return "no network (the host name did not resolve)"
+    if "Connection refused" in text:
+        return "the server refused the connection"
+    if len(text) > 160:
+        return f"{type(exc).__name__}: {text[:150]}..."
+    return text or type(exc).__name__
