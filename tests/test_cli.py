@@ -447,6 +447,17 @@ def test_python_dash_m_nnbackend_runs_the_command_line():
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    # `nnbackend train | head`: no traceback when the pipe closes.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "nnbackend", "parity", "--backends", "numpy"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone; the command still has lines to print
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""
+
+
 def test_max_rows_slices_a_full_batch_into_the_same_step(tmp_path):
     losses = {}
     for rows in ("100", "none"):
