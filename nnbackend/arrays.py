@@ -63,6 +63,8 @@ def check_array(
         x = np.asarray(x)
     if not array_api_compat.is_array_api_obj(x):
         raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    if getattr(x, "requires_grad", False):  # a torch tensor on autograd's tape: training would chain steps
+        x = x.detach()
     if backend is not None and not isinstance(x, np.ndarray):
         if namespace_of(x) is not backend.xp:
             raise ValueError(

@@ -89,7 +89,7 @@ class Backend:
         elif isinstance(dtype, str):
             dtype = getattr(xp, dtype)
         if isinstance(x, np.ndarray) and self.name != "numpy":
-            x = np.ascontiguousarray(x)
+            x = np.asarray(x, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
         return xp.asarray(x, dtype=dtype, device=self.device)
 
     @property

@@ -57,7 +57,8 @@ def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_
     if position.order is not None:
         arrays["position/order"] = position.order
     if monitor is not None:
-        meta["monitor"] = {"best": monitor.best, "best_epoch": monitor.best_epoch, "waited": monitor.waited}
+        meta["monitor"] = {"monitor": monitor.config.monitor, "best": monitor.best,
+                           "best_epoch": monitor.best_epoch, "waited": monitor.waited}
         for name, value in (monitor.best_params or {}).items():
             arrays[f"monitor/{name}"] = to_numpy(value)
     return write_file(path, "checkpoint", meta, arrays)
@@ -80,12 +81,23 @@ def load_checkpoint(path: str | Path, trainer: Any, shuffle_rng: np.random.Gener
         raise CheckpointError(
             f"{path}: this checkpoint was made with {meta['optimizer']['type']}, not {type(optimizer).__name__}"
         )
-    for key in ("n_samples", "batch_size", "shuffle"):
-        if meta["settings"].get(key) != settings[key]:
+    for key in ("n_samples", "batch_size", "shuffle", "data"):
+        if key in meta["settings"] and meta["settings"][key] != settings[key]:
+            what = "other training data" if key == "data" else f"{key}={meta['settings'][key]!r}"
+            now = "this fit's data differs" if key == "data" else f"this fit has {settings[key]!r}"
             raise CheckpointError(
-                f"{path}: it was made with {key}={meta['settings'].get(key)!r}, but this fit has {settings[key]!r}; "
-                "resume with the same data and batch settings, or start a new run without resume"
+                f"{path}: it was made with {what}, but {now}; resume with the same data and batch settings, "
+                "or start a new run without resume"
             )
+    ours_monitor = None if monitor is None else monitor.config.monitor
+    # (checkpoints written before they named the monitor are taken to match)
+    theirs_monitor = None if meta["monitor"] is None else meta["monitor"].get("monitor", ours_monitor)
+    if theirs_monitor != ours_monitor:
+        def describe(name: str | None) -> str:
+            return "no early stopping" if name is None else f"early stopping on {name}"
+
+        raise CheckpointError(f"{path}: it was made with {describe(theirs_monitor)}, but this fit has "
+                              f"{describe(ours_monitor)}; resume with the same early stopping")
     model.load_state_dict({k.removeprefix("model/"): v for k, v in arrays.items() if k.startswith("model/")})
     state: dict[str, dict[str, np.ndarray]] = {}
     for key, value in arrays.items():

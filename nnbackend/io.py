@@ -44,8 +44,7 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; pass a file name such as {path / (kind + '.npz')}")
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    path = npz_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     for name, value in arrays.items():
@@ -71,6 +70,12 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def npz_path(path: str | Path) -> Path:
+    """``path`` with ``.npz`` appended unless it ends so: the file :func:`write_file` writes."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def _umask() -> int:

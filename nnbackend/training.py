@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import numbers
 import signal
 import threading
 import time
@@ -14,9 +16,10 @@ import array_api_compat
 import numpy as np
 
 from .arrays import check_array, check_labels, check_same_length, is_integer, one_hot
-from .backend import namespace_of
+from .backend import namespace_of, to_numpy
 from .checkpoint import Position, load_checkpoint, save_checkpoint
 from .history import History
+from .io import npz_path
 from .hostmem import keep_freed_memory
 from .inplace import add_into
 from .losses import Loss, get_loss
@@ -107,7 +110,7 @@ class EarlyStopping:
     restore_best: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.patience, int) or self.patience < 1:
+        if not isinstance(self.patience, numbers.Integral) or isinstance(self.patience, bool) or self.patience < 1:
             raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
         if not self.min_delta >= 0:
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")
@@ -245,6 +248,10 @@ class Trainer:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=PATH (the file to resume from)")
+        if checkpoint is not None:
+            checkpoint = npz_path(checkpoint)  # where save_checkpoint writes it
+        if validation is not None and (not isinstance(validation, (tuple, list)) or len(validation) != 2):
+            raise ValueError("validation must be a pair (x_val, y_val)")
         keep_freed_memory()  # every step allocates the same temporaries: see nnbackend.hostmem
         xd, td, ld = self._prepare(x, y, "train")
         n = xd.shape[0]
@@ -273,7 +280,8 @@ class Trainer:
         model = self.model
         rng = generator(seed, "shuffle")
         monitor = _Monitor(early_stopping) if early_stopping is not None else None
-        settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "seed": seed}
+        settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "seed": seed,
+                    "data": _fingerprint(xd, td)}
         self.history = History()
         position = Position()
         if resume and Path(checkpoint).exists():
@@ -344,8 +352,8 @@ class Trainer:
                     callback.on_fit_end(self)
         if monitor is not None:
             history.best_epoch = monitor.best_epoch
-            if early_stopping.restore_best and monitor.best_params is not None and not history.diverged:
-                model.restore(monitor.best_params)
+            if early_stopping.restore_best and monitor.best_params is not None:
+                model.restore(monitor.best_params)  # after a divergence too: the best beats the last finite
         return history
 
     def interrupt(self) -> None:
@@ -438,12 +446,25 @@ class Trainer:
 
         ``x`` (N, *input_shape) float and ``y`` (N,) integer labels or (N, outputs) float targets, as for
         :meth:`fit`; accuracy is None for one-output models."""
-        loss, accuracy = self._evaluate(*self._prepare(x, y, "evaluation"), batch_size=batch_size)
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        loss, accuracy = self._evaluate(*self._prepare(x, y, "evaluation"), batch_size=int(batch_size))
         return {"loss": loss, "accuracy": accuracy}
 
     def predict(self, x: Any, *, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Predicted class labels (N,) int64 on the host."""
         return self.model.predict_classes(x, batch_size=batch_size)
+
+
+def _fingerprint(x: Any, targets: Any) -> str:
+    """A short digest of the training data (64 evenly spaced rows of ``x``, every target), so that a
+    checkpoint is not resumed on other data of the same size."""
+    n = x.shape[0]
+    rows = np.linspace(0, n - 1, min(n, 64)).astype(np.int64)
+    sample = to_numpy(_rows(x, namespace_of(x).asarray(rows, device=array_api_compat.device(x)), 0, n))
+    digest = hashlib.sha256(np.ascontiguousarray(sample).tobytes())
+    digest.update(np.ascontiguousarray(to_numpy(targets)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _hits(out: Any, labels: Any) -> Any:

@@ -40,6 +40,12 @@ def test_backend_names_ignore_case_but_device_names_of_array_api_strict_keep_it(
         nb.get_backend("array_api_strict:cpu")
 
 
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict:device1"])
+def test_a_zero_dimensional_host_array_stays_zero_dimensional(name):
+    pytest.importorskip(name.split(":")[0])
+    assert tuple(nb.get_backend(name).asarray(np.array(2.5)).shape) == ()
+
+
 def test_unknown_name_and_dtype_are_rejected():
     with pytest.raises(ValueError, match="unknown backend 'jax'"):
         nb.get_backend("jax")

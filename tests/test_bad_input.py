@@ -71,6 +71,11 @@ CASES = [
     ("fit: class labels for one output", lambda: nb.Trainer(nb.Sequential([L.Dense(4, 1, "sigmoid")], backend="numpy"), "bce").fit(X, Y % 2, verbose=0), ValueError, r"this model has one output, so it takes float targets of shape \(N, 1\)"),
     ("fit: BatchNorm with a last batch of one", lambda: nb.Trainer(bn_model()).fit(X[:5], Y[:5], batch_size=2, verbose=0), ValueError, "leave a last batch of 1, too few for BatchNorm"),
     ("fit: accuracy monitored without labels", lambda: nb.Trainer(regressor(), "mse").fit(X, X[:, :1], early_stopping=nb.EarlyStopping(monitor="accuracy"), verbose=0), ValueError, "early stopping monitors accuracy, but these targets have no class labels"),
+    ("fit: validation without labels", lambda: fit(validation=(X,)), ValueError, r"validation must be a pair \(x_val, y_val\)"),
+    ("evaluate: batch size 0", lambda: nb.Trainer(model()).evaluate(X, Y, batch_size=0), ValueError, "batch_size must be a positive integer, got 0"),
+    ("layer: not built", lambda: L.Dense(4, 3)(X), RuntimeError, "Dense must be built before it runs: put it in a Sequential"),
+    ("optimizer: betas not a pair", lambda: nb.optimizers.Adam(betas=0.9), ValueError, r"betas must be a pair \(beta1, beta2\), got 0.9"),
+    ("early stopping: patience True", lambda: nb.EarlyStopping(patience=True), ValueError, "patience must be a positive integer, got True"),
     ("predict: wrong feature count", lambda: model().predict(X[:, :2]), ValueError, r"x must have shape \(N, 4\) for this model, got \(30, 2\)"),
     ("predict: integer data", lambda: model().predict(X.astype(np.int32)), ValueError, "x must be a floating-point array, got dtype int32"),
     ("predict: NaN", lambda: model().predict(nan_x), ValueError, "x contains 1 NaN or infinite value"),
@@ -143,3 +148,17 @@ def test_batchnorm_on_images_trains_on_a_last_batch_of_one():
     x = RNG.standard_normal((5, 1, 4, 4)).astype(np.float32)
     history = nb.Trainer(m).fit(x, Y[:5], batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.loss[-1])
+
+
+def test_numpy_integers_are_sizes_like_python_ones():
+    m = nb.Sequential([L.Conv2D(np.int64(1), np.int32(2), np.int64(3)), L.Flatten(), L.Dense(None, np.int64(3))],
+                      input_shape=(1, 5, 5), backend="numpy")
+    assert m.output_shape == (3,) and isinstance(m.layers[2].out_features, int)
+
+
+def test_inputs_on_autograds_tape_do_not_chain_the_steps():
+    torch = pytest.importorskip("torch")
+    m = nb.Sequential([L.Dense(4, 3)], backend="torch", seed=0)
+    nb.Trainer(m).fit(torch.randn(8, 4, requires_grad=True), torch.tensor(Y[:8]), epochs=3, verbose=0)
+    weight = m.parameters()["0.weight"]
+    assert not weight.requires_grad and weight.grad_fn is None

@@ -199,6 +199,30 @@ def test_a_resumed_run_stops_early_where_the_uninterrupted_one_did(tmp_path):
     assert (resumed.stopped_epoch, resumed.best_epoch) == (3, 1)
 
 
+def test_a_checkpoint_named_without_npz_resumes(tmp_path):
+    expected, _ = uninterrupted()
+    fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=tmp_path / "ckpt", epochs=2)
+    assert (tmp_path / "ckpt.npz").exists()
+    trainer = nb.Trainer(model(seed=99), optimizer=O.Adam(0.01))
+    fit(trainer, checkpoint=tmp_path / "ckpt", resume=True)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(trainer.model.state_dict()[name], value)
+
+
+def test_resuming_with_other_data_or_early_stopping_is_refused(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=2)
+    x, y = data()
+    with pytest.raises(nb.CheckpointError, match="made with other training data"):
+        nb.Trainer(model(), optimizer=O.Adam(0.01)).fit(x[::-1].copy(), y[::-1].copy(), epochs=4, batch_size=20,
+                                                       seed=4, verbose=0, checkpoint=ckpt, resume=True,
+                                                       early_stopping=nb.EarlyStopping(patience=50))
+    with pytest.raises(nb.CheckpointError, match="made with early stopping on val_loss, but this fit has early "
+                                                 "stopping on val_accuracy"):
+        fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True,
+            early_stopping=nb.EarlyStopping(monitor="val_accuracy"))
+
+
 def test_stopping_at_an_epoch_and_resuming_for_more_epochs_is_exact(tmp_path):
     expected, _ = uninterrupted()
     ckpt = tmp_path / "ckpt.npz"

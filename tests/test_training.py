@@ -121,6 +121,20 @@ def test_a_diverging_run_stops_and_keeps_finite_parameters(capsys):
     assert json.loads(json.dumps(history.to_dict()))["diverged_epoch"] == history.diverged_epoch
 
 
+def test_after_a_divergence_early_stopping_still_restores_the_best_epoch():
+    # With full batches the "last finite" parameters are those that produced the infinite loss; the
+    # best epoch's are what early stopping promises.
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype(np.float32) * 100, rng.integers(0, 3, 32)
+    model = nb.Sequential([L.Dense(4, 8, "relu"), L.Dense(8, 3)], backend="numpy", seed=0)
+    trainer = nb.Trainer(model, "mse", O.GD(50.0))
+    history = trainer.fit(x, y, validation=(x, y), epochs=30, verbose=0, early_stopping=nb.EarlyStopping(patience=50))
+    assert history.diverged
+    assert np.isfinite(trainer.evaluate(x, y)["loss"])
+    best = history.val_epoch.index(history.best_epoch)
+    assert trainer.evaluate(x, y)["loss"] == pytest.approx(history.val_loss[best], rel=1e-6)
+
+
 def test_verbose_output(capsys):
     x, y = blobs()
     nb.Trainer(mlp()).fit(x, y, validation=(x, y), epochs=2, verbose=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from ..arrays import check_array, match_namespace
@@ -12,6 +13,11 @@ __all__ = ["Layer", "Shape"]
 
 # A per-sample shape (the batch dimension left out); None marks a size not known until data arrives.
 Shape = tuple["int | None", ...]
+
+
+def is_count(value: Any, minimum: int = 1) -> bool:
+    """True for an integer (Python or NumPy, not a bool) >= ``minimum``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
 
 
 class Layer:
@@ -101,6 +107,9 @@ class Layer:
     def __call__(self, x: Any) -> Any:
         """:meth:`forward` with its input checked first (models call ``forward`` directly)."""
         name = f"{type(self).__name__} input"
+        if self.input_shape is None and type(self).build is not Layer.build:
+            raise RuntimeError(f"{type(self).__name__} must be built before it runs: put it in a Sequential "
+                               "(which builds every layer for its input shape and backend)")
         x = check_array(x, name, float_only=True)
         if self.input_shape is not None:
             expected = len(self.input_shape) + 1

@@ -25,7 +25,7 @@ from ..backend import Backend, namespace_of
 from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
 from .activations import activation_config, activation_name, get_activation
-from .base import Layer, Shape
+from .base import Layer, Shape, is_count
 from .init import INITIALIZERS, initialize
 from .windows import Pair, as_pair, output_size, window_slices
 
@@ -70,12 +70,12 @@ class Conv2D(Layer):
     ) -> None:
         super().__init__()
         for label, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_count(value):
                 raise ValueError(f"Conv2D {label} must be a positive integer, got {value!r}")
         if init not in INITIALIZERS:
             raise ValueError(f"unknown initializer {init!r}; choose one of {', '.join(INITIALIZERS)}")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
         self.kernel_size = as_pair("kernel_size", kernel_size)
         self.stride = as_pair("stride", stride)
         self.padding: Pair | str = padding if isinstance(padding, str) else as_pair("padding", padding, minimum=0)

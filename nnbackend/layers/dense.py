@@ -8,7 +8,7 @@ from ..backend import Backend, namespace_of
 from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
 from .activations import activation_config, activation_name, get_activation
-from .base import Layer, Shape
+from .base import Layer, Shape, is_count
 from .init import INITIALIZERS, initialize
 
 __all__ = ["Dense"]
@@ -41,12 +41,12 @@ class Dense(Layer):
         for label, value in (("in_features", in_features), ("out_features", out_features)):
             if value is None and label == "in_features":
                 continue
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_count(value):
                 raise ValueError(f"Dense {label} must be a positive integer, got {value!r}")
         if init not in INITIALIZERS:
             raise ValueError(f"unknown initializer {init!r}; choose one of {', '.join(INITIALIZERS)}")
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = None if in_features is None else int(in_features)
+        self.out_features = int(out_features)
         self.activation = get_activation(activation)
         self.init = init
 

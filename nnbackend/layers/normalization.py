@@ -8,7 +8,7 @@ from typing import Any
 from ..backend import Backend, namespace_of
 from ..inplace import add_into, writeable
 from ..random import Streams
-from .base import Layer, Shape
+from .base import Layer, Shape, is_count
 
 __all__ = ["BatchNorm"]
 
@@ -36,13 +36,13 @@ class BatchNorm(Layer):
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
-        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features <= 0:
+        if not is_count(num_features):
             raise ValueError(f"BatchNorm num_features must be a positive integer, got {num_features!r}")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum!r}")
         if not (eps > 0 and math.isfinite(eps)):
             raise ValueError(f"BatchNorm eps must be > 0 and finite, got {eps!r}")
-        self.num_features = num_features
+        self.num_features = int(num_features)
         self.momentum = float(momentum)
         self.eps = float(eps)
 

@@ -9,6 +9,7 @@ or windows, and each step is a whole-batch array operation.
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 __all__ = ["Pair", "as_pair", "output_size", "window_slices"]
@@ -20,11 +21,11 @@ def as_pair(name: str, value: int | Sequence[int], *, minimum: int = 1) -> Pair:
     """``value`` as a ``(height, width)`` pair of ints >= ``minimum``; an int is used for both."""
     items = list(value) if isinstance(value, (tuple, list)) else [value, value]
     valid = len(items) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum for v in items
     )
     if not valid:
         raise ValueError(f"{name} must be an integer >= {minimum} or a pair of them, got {value!r}")
-    return items[0], items[1]
+    return int(items[0]), int(items[1])
 
 
 def output_size(size: int, kernel: int, stride: int, pad: Pair = (0, 0)) -> int:

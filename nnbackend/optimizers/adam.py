@@ -40,7 +40,7 @@ class Adam(Optimizer):
         amsgrad: bool = False,
     ) -> None:
         super().__init__(lr)
-        if len(betas) != 2:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (check_unit_interval("beta1", betas[0]), check_unit_interval("beta2", betas[1]))
         self.eps = check_positive("eps", eps)
