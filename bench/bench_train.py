@@ -427,13 +427,15 @@ class FloorRun(LoopRun):
                 import cupy
 
                 self.library, self.device = "cupy", cupy.cuda.Device(0)
-                self.sync, matmul, rand = self.device.synchronize, cupy.matmul, lambda *s: cupy.asarray(host(*s))
+                # Filled on the device: 4096-4096/full needs GBs of operands, slow to draw on the host.
+                self.sync, matmul = self.device.synchronize, cupy.matmul
+                rand = lambda *s: cupy.random.rand(*s, dtype=cupy.float32)  # noqa: E731
             except ImportError:
                 import torch
 
                 self.library, self.device = "torch", torch.device("cuda")
                 self.sync, matmul = torch.cuda.synchronize, torch.matmul
-                rand = lambda *s: torch.from_numpy(host(*s)).to(self.device)  # noqa: E731
+                rand = lambda *s: torch.rand(s, device=self.device)  # noqa: E731
         else:
             self.library, self.device, self.sync, matmul, rand = "numpy", "cpu", (lambda: None), np.matmul, host
         self.matmul = matmul

@@ -317,6 +317,9 @@ def available_backends() -> list[BackendInfo]:
             infos.append(
                 BackendInfo(name, None if version == "?" else version, (), False, str(exc), INSTALL_HINTS[name])
             )
+        except Exception as exc:  # noqa: BLE001 - a broken install is reported, not fatal to the listing
+            infos.append(BackendInfo(name, _library_version(name), (), False,
+                                     f"{type(exc).__name__}: {exc}", INSTALL_HINTS[name]))
     return infos
 
 

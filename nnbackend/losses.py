@@ -113,7 +113,7 @@ class CrossEntropy(_ProbabilityLoss):
             value = -xp.sum(target * log_probs) / n
             grad = (exp / total * mass - target) / n
             return value, grad
-        p = xp.clip(pred, self.clip, 1.0)
+        p = xp.maximum(pred, self.clip)  # (no clip(): array-api-compat's CuPy clip syncs with the host)
         return -xp.sum(target * xp.log(p)) / n, -target / p / n
 
 
@@ -154,7 +154,7 @@ class BinaryCrossEntropy(_ProbabilityLoss):
         # In float32 1 - 1e-10 rounds to 1: a saturated output would give log(0) and a 0/0 gradient, so the
         # upper bound is kept at least half an eps below 1 (float64 keeps the paper's 1 - clip exactly).
         upper = min(1.0 - self.clip, 1.0 - float(xp.finfo(pred.dtype).eps) / 2)
-        p = xp.clip(pred, self.clip, upper)
+        p = xp.minimum(xp.maximum(pred, self.clip), upper)  # not clip(): see CrossEntropy
         value = -xp.sum(target * xp.log(p) + (1 - target) * xp.log(1 - p)) / count
         return value, (p - target) / (p * (1 - p)) / grad_count
 

@@ -19,6 +19,7 @@ still catching any real defect, which shows up as errors of 1e-3 and more.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -468,7 +469,11 @@ def run_matrix(targets: Iterable[Target], cases: Iterable[ParityCase] = CASES,
             unavailable[target.key] = str(exc)
             continue
         for case in cases:
-            cell = compare(case, target, backend)
+            try:
+                cell = compare(case, target, backend)
+            except Exception as exc:  # noqa: BLE001 - one broken case must not hide the rest of the matrix
+                cell = Cell(case.name, case.kind, target.key, math.inf, f"raised {type(exc).__name__}: {exc}",
+                            tolerance(target.dtype, case.kind))
             cells.append(cell)
             if on_cell is not None:
                 on_cell(cell)

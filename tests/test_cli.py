@@ -298,6 +298,25 @@ def test_parity_fails_and_names_the_component_with_a_planted_defect(monkeypatch)
     assert "FAIL" in text
 
 
+def test_a_case_that_raises_on_one_backend_fails_only_its_cell(monkeypatch, tmp_path):
+    tanh = next(c for c in parity.CASES if c.name == "layer:Tanh")
+
+    def raising(backend):
+        if backend.name == "array_api_strict":
+            raise TypeError("an operation this library lacks")
+        return tanh.run(backend)
+
+    monkeypatch.setattr(parity, "CASES", [dataclasses.replace(tanh, run=raising),
+                                          next(c for c in parity.CASES if c.name == "layer:ReLU")])
+    code, text = run_cli("parity", "--backends", "numpy,array_api_strict", "--dtypes", "float64",
+                         "--json", tmp_path / "parity.json")
+    assert code == 1
+    assert "1 of 4 failed: layer:Tanh on array_api_strict/float64" in text
+    cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
+    failed = [c for c in cells if not c["passed"]]
+    assert len(failed) == 1 and "raised TypeError: an operation this library lacks" in failed[0]["worst_output"]
+
+
 def test_parity_reports_an_uninstalled_backend_with_its_install_hint(monkeypatch, capsys):
     if cupy_usable():
         pytest.skip("cupy is usable here")

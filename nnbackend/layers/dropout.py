@@ -50,9 +50,9 @@ class Dropout(Layer):
         if self.rng is None:
             raise RuntimeError("Dropout must be built (inside a model) before it runs in training mode")
         xp = namespace_of(x)
-        keep = self.rng.random(tuple(x.shape)) >= self.rate
-        scale = np.where(keep, 1.0 / (1.0 - self.rate), 0.0)
-        mask = xp.asarray(scale, dtype=x.dtype, device=array_api_compat.device(x))
+        # Drawn on the host (the same masks on every backend); only the booleans, a byte per unit, move.
+        keep = xp.asarray(self.rng.random(tuple(x.shape)) >= self.rate, device=array_api_compat.device(x))
+        mask = xp.astype(keep, x.dtype) * (1.0 / (1.0 - self.rate))
         self._remember(mask)
         return x * mask
 
