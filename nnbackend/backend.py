@@ -273,7 +273,7 @@ def get_backend(
             name, note = "cupy", "auto: a CUDA device is usable, using cupy"
         except BackendUnavailableError as exc:
             xp, dev = _make_numpy(None)
-            name, note = "numpy", f"auto: using numpy ({exc.args[0].split(';')[0]})"
+            name, note = "numpy", f"auto: using numpy; {exc.args[0].split(';')[0]}"
     elif name in _FACTORIES:
         xp, dev = _FACTORIES[name](device)
     else:

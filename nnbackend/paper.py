@@ -2,7 +2,7 @@
 numbers it reported, one table per structure. ``nnbackend reproduce`` runs and reports these, and the
 tables beyond the paper in :data:`BEYOND` (table 9: a CNN, the paper's first item of future work).
 
-Settings shared by every run (DESIGN.md): the paper's split (pool train + test, seed 42, 10% test, 80%
+Settings shared by every run (from the design notes beside the repository, DESIGN.md): the paper's split (pool train + test, seed 42, 10% test, 80%
 train, 10% validation), full batch, 260 epochs, evaluation every 20, ReLU hidden layers, a Softmax
 output trained with the paper's loss (element-wise binary cross-entropy), hidden sizes 512 or 512, 256.
 """

@@ -60,8 +60,13 @@ class Progress:
             self._bar = None
 
 
+def _number(value: float) -> str:
+    """A loss: 4 decimals, scientific beyond a million (a diverging run's)."""
+    return f"{value:.4e}" if abs(value) >= 1e6 else f"{value:.4f}"
+
+
 def _short(logs: dict[str, Any]) -> str:
-    parts = [f"loss {logs['loss']:.4f}"]
+    parts = [f"loss {_number(logs['loss'])}"]
     if logs.get("accuracy") is not None:
         parts.append(f"acc {logs['accuracy']:.4f}")
     return ", ".join(parts)
@@ -69,11 +74,11 @@ def _short(logs: dict[str, Any]) -> str:
 
 def _format(epoch: int, epochs: int, logs: dict[str, Any]) -> str:
     width = len(str(epochs))
-    parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {logs['loss']:.4f}"]
+    parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {_number(logs['loss'])}"]
     if logs.get("accuracy") is not None:
         parts.append(f"acc {logs['accuracy']:.4f}")
     if "val_loss" in logs:
-        parts.append(f"val_loss {logs['val_loss']:.4f}")
+        parts.append(f"val_loss {_number(logs['val_loss'])}")
         if logs.get("val_accuracy") is not None:
             parts.append(f"val_acc {logs['val_accuracy']:.4f}")
     parts.append(f"{logs['time']:.1f}s elapsed")

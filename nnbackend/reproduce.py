@@ -406,7 +406,8 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
     now = invocations[-1]
     by_key = {run.key: run for run in runs}
     machine = context["machine"]
-    lines = ["# nnbackend reproduce: the paper's MLP experiments, and a CNN beyond them", ""]
+    beyond = any(number in BEYOND for number in context["tables"])
+    lines = ["# nnbackend reproduce: the paper's MLP experiments" + (", and a CNN beyond them" if beyond else ""), ""]
     if settings.quick:
         lines += ["> **QUICK RUN**: a smoke test of the pipeline on a subset, with few epochs. Its numbers are "
                   "NOT comparable with the paper's; run `nnbackend reproduce` without `--quick` for those.", ""]
@@ -431,7 +432,7 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
         "before it diverged); the paper's losses are BCE, and the categorical cross-entropy (CCE) of the same "
         "predictions is given beside ours",
         "- diverged: ours is marked diverged when its training loss became NaN or infinite (training stops "
-        "there); a run ending below 1.5 / classes validation accuracy is marked at chance level, which is what "
+        "there); a run ending below 1.5 / (number of classes) validation accuracy (0.15 for 10 classes) is marked at chance level, which is what "
         "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss)",
         f"- backend: {context['backend']}; this invocation trained {now['trained']} run(s)"
         + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1

@@ -414,7 +414,7 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
         "fit_time_s": fit_time,
     }
     if figures:
-        _figures(folder, history, report, config, say)
+        _figures(folder, history, report, config, record["optimizer"]["lr"], say)
     metrics["wall_time_s"] = time.perf_counter() - started
     (folder / "report.md").write_text(
         run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
@@ -422,12 +422,14 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
     return RunResult(folder, history, report, metrics)
 
 
-def _figures(folder: Path, history: History, report: ClassificationReport, config: RunConfig, say: Log) -> None:
+def _figures(folder: Path, history: History, report: ClassificationReport, config: RunConfig, lr: float,
+             say: Log) -> None:
     from . import plots
 
     try:
-        shape = "cnn" if config.model == "cnn" else f"hidden {list(config.layers)}"
-        plots.plot_history(history, folder / "curves.png", title=f"{config.data}: {config.optimizer} lr {config.lr}, {shape}")
+        shape = "cnn" if config.model == "cnn" else f"hidden {', '.join(map(str, config.layers)) or 'none'}"
+        plots.plot_history(history, folder / "curves.png",
+                           title=f"{config.data}: {config.optimizer} lr {lr:g}, {shape}, loss {config.loss}")
         plots.plot_confusion_matrix(report.confusion, report.class_names, folder / "confusion.png",
                                     title=f"{config.data}: test confusion matrix")
     except ImportError as exc:
@@ -435,10 +437,13 @@ def _figures(folder: Path, history: History, report: ClassificationReport, confi
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
+    """A figure for a report: 4 decimals, scientific beyond a million, "-" for none."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}e}" if abs(value) >= 1e6 else f"{value:.{digits}f}"
     return str(value)
 
 
@@ -452,25 +457,44 @@ def run_report(record: dict[str, Any], metrics: dict[str, Any], report: Classifi
     lines += [
         f"- data: {metrics['data']}",
         "- model: " + ("models.cnn()" if config.get("model") == "cnn"
-                        else f"hidden {config['layers'] or 'none'} ({config['activation']})")
+                        else f"hidden {', '.join(map(str, config['layers'])) or 'none'} ({config['activation']})")
         + f", loss {config['loss']}" + (f", learning rate x{config['lr_factor']:g} per epoch"
                                          if config.get("lr_factor", 1) != 1 else ""),
         f"- training: {config['epochs']} epochs, batch {config['batch_size'] or 'full'}, "
-        f"evaluation every {config['eval_every']}",
+        + ("evaluation every epoch" if config["eval_every"] == 1 else f"evaluation every {config['eval_every']} epochs")
+        + (f", early stopping after {config['early_stopping']} evaluations without improvement"
+           if config.get("early_stopping") else ""),
         f"- backend: {record['environment']['backend']}",
         f"- wall time: {metrics['wall_time_s']:.1f} s (training {metrics['fit_time_s']:.1f} s)",
     ]
+    tested = "the final weights"
+    if history.best_epoch is not None:
+        tested = f"the weights of epoch {history.best_epoch}, the best validation loss"
+        lines.append(f"- {'early stopping at epoch ' + str(history.stopped_epoch) + '; ' if history.stopped_epoch else ''}"
+                     f"kept {tested}")
     if history.diverged:
-        lines.append(f"- **diverged at epoch {history.diverged_epoch}** (the loss became non-finite)")
-    if history.stopped_epoch:
-        lines.append(f"- early stopping at epoch {history.stopped_epoch}, best epoch {history.best_epoch}")
+        lines.append(f"- **diverged at epoch {history.diverged_epoch}** (the loss became non-finite)"
+                     + ("" if history.best_epoch is not None
+                        else f"; kept the weights from before epoch {history.diverged_epoch}"))
+        if history.best_epoch is None:
+            tested = f"the weights from before epoch {history.diverged_epoch}"
+    classes = len(report.class_names)
+    if isinstance(final.get("val_accuracy"), float) and final["val_accuracy"] < 1.5 / classes:
+        lines.append(f"- **at chance level**: validation accuracy {final['val_accuracy']:.4f} with {classes} classes "
+                     "(the learning rate is probably too large)")
+    not_evaluated = "not evaluated"
+    rows = [("training", final["epoch"], final["loss"], final["accuracy"])]
+    rows.append(("validation", final["val_epoch"], final["val_loss"], final["val_accuracy"])
+                if final.get("val_epoch") is not None else ("validation", not_evaluated, None, None))
+    if history.best_epoch is not None and history.best_epoch in history.val_epoch:
+        at = history.val_epoch.index(history.best_epoch)
+        rows.append(("validation, best epoch (kept)", history.best_epoch, history.val_loss[at], history.val_accuracy[at]))
+    rows.append((f"test ({tested})", "", test["loss"], test["accuracy"]))
     lines += [
         "",
-        "| | epoch | loss | accuracy |",
+        f"| | epoch | loss ({config['loss']}) | accuracy |",
         "|---|---:|---:|---:|",
-        f"| training | {final['epoch']} | {_fmt(final['loss'])} | {_fmt(final['accuracy'])} |",
-        f"| validation | {final['val_epoch']} | {_fmt(final['val_loss'])} | {_fmt(final['val_accuracy'])} |",
-        f"| test | | {_fmt(test['loss'])} | {_fmt(test['accuracy'])} |",
+        *(f"| {name} | {epoch} | {_fmt(loss)} | {_fmt(accuracy)} |" for name, epoch, loss, accuracy in rows),
         "",
         "## Test report",
         "",

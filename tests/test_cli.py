@@ -456,6 +456,36 @@ def test_resume_without_a_checkpoint_says_it_starts_again(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1  # the recorded setting
 
 
+def test_a_diverged_run_report_says_which_weights_were_tested(tmp_path):
+    out = tmp_path / "run"
+    code, text = run_cli("train", "--activation", "linear", "--optimizer", "gd", "--lr", "1e30", "--epochs", "3",
+                         "--subset", "500,100,100", "--backend", "numpy", "--quiet", "--out", out)
+    assert code == 0 and "the run diverged at epoch 1" in text
+    report = (out / "report.md").read_text()
+    assert "**diverged at epoch 1**" in report and "| validation | not evaluated | - | - |" in report
+    assert "| test (the weights from before epoch 1) |" in report and "None" not in report
+
+
+def test_an_early_stopped_run_report_shows_the_kept_epoch(tmp_path):
+    out = tmp_path / "run"
+    code, _ = run_cli("train", "--epochs", "40", "--early-stopping", "2", "--lr", "0.01", "--subset", "1000,300,300",
+                      "--backend", "numpy", "--quiet", "--out", out)
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    best = metrics["best_epoch"]
+    report = (out / "report.md").read_text()
+    assert f"kept the weights of epoch {best}" in report
+    assert f"| validation, best epoch (kept) | {best} |" in report
+    assert "lr 0.001" not in report and "lr 0.01" in report
+
+
+def test_report_figures_switch_to_scientific_notation_for_huge_values():
+    from nnbackend.runs import _fmt
+
+    assert _fmt(935372440333155585137382829064192.0) == "9.3537e+32"
+    assert _fmt(0.12345) == "0.1235" and _fmt(None) == "-"
+
+
 def test_python_dash_m_nnbackend_runs_the_command_line():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     ok = subprocess.run([sys.executable, "-m", "nnbackend", "--help"], capture_output=True, text=True, env=env)

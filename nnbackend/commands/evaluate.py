@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(out / "metrics.json", {
             "model": str(model_path), "data": split.description, "backend": model.backend.describe(),
             "test": {"samples": len(split.y_test), "accuracy": report.accuracy,
+                     "loss": figures[f"loss:{config.loss}" if recorded else "loss:cross_entropy"],
                      "losses": {k.removeprefix("loss:"): v for k, v in figures.items() if k.startswith("loss:")},
                      "weighted": report.weighted, "macro": report.macro, "report": report.to_dict()},
         })
