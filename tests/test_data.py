@@ -44,15 +44,19 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "nnbackend" / "data" / "sample"
 
 
+_DATA_AT_START = os.environ.get("NNBACKEND_DATA")
+
+
 def real_data_dir() -> Path:
-    """``$NNBACKEND_TEST_DATA``, else ``shared/data`` next to the repository (or worktree)."""
-    return Path(os.environ.get("NNBACKEND_TEST_DATA") or REPO.parent / "shared" / "data")
+    """``$NNBACKEND_TEST_DATA``, else ``$NNBACKEND_DATA`` (conftest defaults it to ``shared/data`` next to
+    the repository), read before any test changes it."""
+    return Path(os.environ.get("NNBACKEND_TEST_DATA") or _DATA_AT_START or REPO.parent / "shared" / "data")
 
 
 def needs_real(name: str) -> Path:
     folder = real_data_dir() / name
     if not folder.is_dir():
-        pytest.skip(f"real {name} files not in {folder}; set NNBACKEND_TEST_DATA to a folder with {name}/")
+        pytest.skip(f"real {name} files not in {folder}; set NNBACKEND_DATA to a folder with {name}/")
     return folder
 
 
