@@ -91,7 +91,9 @@ def plan(tables: list[int], settings: GridSettings, out: Path, *, backend: str =
                 runs[spec.key] = GridRun(spec, [], False, config, out / "runs" / spec.key)
             run = runs[spec.key]
             run.tables.append(number)
-            run.figures = run.figures or number in CLASS_REPORTS
+            # Every run of a real grid gets its curves and confusion matrix; a quick grid draws only those
+            # its report shows (a second per figure adds up over 20 short runs).
+            run.figures = run.figures or not settings.quick or number in CLASS_REPORTS
     return list(runs.values())
 
 

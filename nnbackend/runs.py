@@ -505,6 +505,24 @@ def run_report(record: dict[str, Any], metrics: dict[str, Any], report: Classifi
     return "\n".join(lines)
 
 
+def rerender(folder: str | Path, *, figures: bool = True, log: Log | None = print) -> None:
+    """Rewrite a finished run's report.md (and its figures) from the files it stored: config.json,
+    history.json and metrics.json, which hold everything they show. For run folders written before the
+    report or the figures changed; the training itself is not repeated."""
+    folder = Path(folder)
+    record, config = read_record(folder)
+    metrics = read_metrics(folder)
+    if metrics is None:
+        raise ValueError(f"{folder} holds no finished run (no readable metrics.json)")
+    history = History.from_dict(json.loads((folder / "history.json").read_text()))
+    test = metrics["test"]["report"]
+    report = ClassificationReport.from_confusion(np.asarray(test["confusion"], dtype=np.int64), test["class_names"])
+    if figures:
+        _figures(folder, history, report, config, record["optimizer"]["lr"], log or (lambda text: None))
+    (folder / "report.md").write_text(
+        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
+
+
 def read_metrics(folder: str | Path) -> dict[str, Any] | None:
     """A finished run's metrics.json, or ``None`` when the run did not finish."""
     path = Path(folder) / "metrics.json"

@@ -170,7 +170,9 @@ def test_the_grid_deduplicates_shared_runs(tmp_path):
     assert len(runs) == 18  # 3 + 5 + 5 + 3: tables 3 and 6 add one two-layer run each; 7 and 8 add none
     shared = {run.key: run for run in runs}["mnist-adam-lr0.005-512"]
     assert shared.tables == [2, 3, 7] and shared.figures
-    assert sum(run.figures for run in runs) == 2
+    assert all(run.figures for run in runs)  # a full grid draws every run
+    quick = plan(sorted({*paper.TABLES, *paper.CLASS_REPORTS}), paper.QUICK, tmp_path)
+    assert sum(run.figures for run in quick) == 2  # a quick one only the runs its report shows
     assert all(run.config.loss == "paper" and run.config.batch_size is None and run.config.epochs == 260
                for run in runs)
 
@@ -477,6 +479,19 @@ def test_an_early_stopped_run_report_shows_the_kept_epoch(tmp_path):
     assert f"kept the weights of epoch {best}" in report
     assert f"| validation, best epoch (kept) | {best} |" in report
     assert "lr 0.001" not in report and "lr 0.01" in report
+
+
+def test_a_run_folder_rerenders_its_report_and_figures_from_its_files(trained, tmp_path):
+    from nnbackend.runs import rerender
+
+    run = _copy_run(trained, tmp_path)
+    original = (run / "report.md").read_text()
+    for name in ("report.md", "curves.png", "confusion.png"):
+        (run / name).unlink()
+    rerender(run, log=None)
+    assert (run / "report.md").read_text() == original
+    for name in ("curves.png", "confusion.png"):
+        assert (run / name).read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_report_figures_switch_to_scientific_notation_for_huge_values():
