@@ -136,7 +136,10 @@ def _run_in_child(run: GridRun, env: dict[str, str]) -> GridRun:
 
 
 def _run_here(run: GridRun) -> GridRun:
-    result = train_run(run.config, run.folder, verbose=0, figures=run.figures, log=None, resume=True)
+    from .commands.train import command_for  # (the command line imports this module)
+
+    result = train_run(run.config, run.folder, verbose=0, figures=run.figures, log=None, resume=True,
+                       command=command_for(run.config))
     run.metrics, run.status = result.metrics, "done"
     return run
 

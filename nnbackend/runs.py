@@ -25,6 +25,7 @@ import functools
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -453,7 +454,7 @@ def run_report(record: dict[str, Any], metrics: dict[str, Any], report: Classifi
     config, final, test = record["config"], metrics["final"], metrics["test"]
     lines = [f"# Run: {config['data']}, {record['optimizer']['name']} lr {record['optimizer']['lr']:g}", ""]
     if record.get("command"):
-        lines += ["```", " ".join(record["command"]), "```", ""]
+        lines += ["```", shlex.join(record["command"]), "```", ""]
     lines += [
         f"- data: {metrics['data']}",
         "- model: " + ("models.cnn()" if config.get("model") == "cnn"
@@ -544,8 +545,11 @@ def _child_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", action="store_true")
     args = parser.parse_args(argv)
     config = RunConfig.from_dict(json.loads(args.config))
+    from .commands.train import command_for  # (the command line imports this module)
+
     try:
-        train_run(config, args.out, verbose=0, figures=args.figures, log=None, resume=True)
+        train_run(config, args.out, verbose=0, figures=args.figures, log=None, resume=True,
+                  command=command_for(config))
     except DataError as exc:
         print(f"nnbackend: error: {exc}", file=sys.stderr)
         return 1

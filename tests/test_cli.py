@@ -195,6 +195,8 @@ def test_reproduce_quick_reports_the_papers_numbers_and_resumes(mnist_dir, tmp_p
         assert run["ours"]["val_cross_entropy"] is not None
     best = tmp_path / "runs" / "mnist-adam-lr0.005-512"
     assert (best / "curves.png").is_file() and (best / "confusion.png").is_file()
+    command = json.loads((best / "config.json").read_text())["command"]  # how to repeat the run alone
+    assert command[:2] == ["nnbackend", "train"] and "--subset" in command and "600,200,200" in command
     first = (best / "metrics.json").stat().st_mtime_ns
 
     code, text = run_cli(*args)
@@ -547,6 +549,24 @@ def test_train_a_cnn_and_evaluate_it(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     code, text = run_cli("evaluate", out)
     assert code == 0 and f"{metrics['test']['accuracy']:.4f}" in text
+
+
+def test_every_grid_run_records_the_train_command_that_repeats_it(tmp_path):
+    from nnbackend.commands.train import command_for, config_from_args
+
+    configs = [run.config for run in plan(sorted({*paper.TABLES, *paper.CLASS_REPORTS, *paper.BEYOND}),
+                                          paper.FULL, tmp_path)]
+    configs.append(dataclasses.replace(configs[0], optimizer="gd", hyperparameters={"momentum": 0.9, "nesterov": True},
+                                       layers=(), early_stopping=3, min_delta=1e-4, max_rows=None, dtype="float64",
+                                       seed=7, subset=(100, 20, 20), split="official"))
+    for config in configs:
+        argv = command_for(config)
+        args = cli.build_parser().parse_args(argv[1:])
+        args.argv = argv[1:]
+        repeated = config_from_args(args)
+        if config.model == "cnn":  # the cnn's layers are fixed: its config's layers and activation are unused
+            repeated = dataclasses.replace(repeated, layers=config.layers, activation=config.activation)
+        assert repeated == config, argv
 
 
 def test_the_cnn_table_trains_with_its_own_recipe(tmp_path):
