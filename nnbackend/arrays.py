@@ -83,7 +83,8 @@ def check_array(
     if x.ndim >= 1 and x.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): nothing to work on")
     if float_only and not is_float(x):
-        hint = " (scale images to floats first, e.g. x / 255)" if is_integer(x) else ""
+        is_input = name.endswith(("x", "input"))  # data going into a model; not targets or predictions
+        hint = " (scale images to floats first, e.g. x / 255)" if is_integer(x) and is_input else ""
         raise ValueError(f"{name} must be a floating-point array, got dtype {x.dtype}{hint}")
     if finite and is_float(x):
         xp = namespace_of(x)

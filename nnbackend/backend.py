@@ -197,7 +197,12 @@ def _make_cupy(device: Any) -> tuple[ModuleType, Any]:
             "does not match the installed cupy-cudaXXx wheel); check `nvidia-smi` and "
             f"{INSTALL_HINTS['cupy']}"
         )
-    index = 0 if device in (None, "cuda") else int(str(device).removeprefix("cuda:"))
+    if isinstance(device, cupy.cuda.Device):
+        device = device.id
+    try:
+        index = 0 if device in (None, "cuda") else int(str(device).removeprefix("cuda:"))
+    except ValueError:
+        raise ValueError(f"a CUDA device is 'cuda', 'cuda:N' or an index, got {device!r}") from None
     if not 0 <= index < count:
         raise BackendUnavailableError(f"CUDA device {index} does not exist ({count} device(s) found)")
     with cupy.cuda.Device(index):

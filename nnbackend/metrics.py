@@ -341,4 +341,11 @@ def classification_report(
     """
     if n_classes is None and class_names is not None:
         n_classes = len(class_names)
+        try:
+            counts = confusion_matrix(y_true, y_pred, n_classes)
+        except ValueError as exc:
+            if "outside the class range" not in str(exc):
+                raise
+            raise ValueError(f"{exc}; class_names gives {n_classes} name{'' if n_classes == 1 else 's'}") from None
+        return ClassificationReport.from_confusion(counts, class_names)
     return ClassificationReport.from_confusion(confusion_matrix(y_true, y_pred, n_classes), class_names)

@@ -97,6 +97,8 @@ CASES = [
     ("layer: another backend", lambda: model().layers[0](torch_array((2, 4))), ValueError, "Dense input is a torch array .* but Dense's parameters is a numpy array"),
     ("metrics: one score column", lambda: nb.metrics.accuracy(Y % 2, X[:, :1]), ValueError, r"y_pred has one score column .* threshold it into 0/1 labels"),
     ("loader: unknown data set", lambda: nb.data.load("cifar-10", download=False), nb.data.DataError, "unknown data set 'cifar-10'"),
+    ("metrics: fewer class names than labels", lambda: nb.metrics.classification_report(Y, Y, class_names=["a", "b"]), ValueError, r"label 2, outside the class range \[0, 2\); class_names gives 2 names"),
+    ("loss: integer targets", lambda: losses.MSE()(X[:, :1], Y[:, None]), ValueError, r"target must be a floating-point array, got dtype int64$"),
     ("loader: missing data folder", lambda: nb.data.load("mnist", data_dir="/nonexistent/data"), nb.data.DataError, "data_dir /nonexistent/data: no such folder"),
     ("model file: a folder", lambda: nb.save_model(model(), Path(__file__).parent), ValueError, "is a folder; pass a file name such as"),
     ("loader: missing file", lambda: nb.data.read_idx("/nonexistent/train-images-idx3-ubyte"), (nb.data.DataError, FileNotFoundError), "nonexistent"),
