@@ -6,6 +6,8 @@ Array-API library; a :class:`Backend` says where work runs.
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the imports: submodules record it
+
 from . import data, io, layers, losses, metrics, models, optimizers, parity, plots
 from .backend import (
     Backend,
@@ -20,7 +22,6 @@ from .io import CheckpointError, load_model, save_model
 from .model import Sequential
 from .training import Callback, EarlyStopping, LearningRateDecay, Trainer, TrainingInterrupted
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Backend",

@@ -12,18 +12,30 @@ Tolerance policy (the only place these numbers live): ``TOLERANCE_FACTORS[kind] 
 ``eps`` the machine epsilon (float32 1.19e-7, float64 2.22e-16). Single layers and losses get
 ``100 * eps``, ten optimizer steps ``300 * eps``, a training run ``1000 * eps`` (float32:
 1.2e-5, 3.6e-5, 1.2e-4). Measured on NumPy, PyTorch CPU and array_api_strict the largest errors are
-2 to 6 eps, so the bounds leave a wide margin for other summation orders (BLAS, GPU reductions) while
-still catching any real defect, which shows up as errors of 1e-3 and more.
+at most 6 eps (median under 1 eps in float32), so the bounds leave a wide margin for other summation
+orders (BLAS, GPU reductions).
+
+What the matrix catches is a *difference between backends*: the reference is this same engine on NumPy
+float64, so a formula wrong everywhere is for the gradient checks and the comparisons with PyTorch in
+``tests/`` to find. The float64 cells are the sensitive ones: a planted slip such as a dropped ``eps``
+moves them by 1e5 of their tolerance but may stay inside a float32 cell's, so a backend checked only in
+float32 is checked loosely.
+
+Adding a case: one line in :data:`CASES` (names must be unique; they key the cached references). Layer
+cases start from random parameters, so a dropped bias or BatchNorm scale cannot hide behind their
+initial zeros and ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from . import __version__
 from . import layers as L
 from . import losses as losses_module
 from . import optimizers as O
@@ -162,6 +174,8 @@ def _layer_case(name: str, make: Callable[[], L.Layer], input_shape: tuple[int, 
     def run(backend: Backend) -> dict[str, np.ndarray]:
         layer = make()
         layer.build(input_shape, backend, Streams(0))
+        for i, (key, value) in enumerate(sorted(layer.params.items())):  # not the initial zeros and ones
+            layer.params[key] = backend.asarray(_host(20 + i, *value.shape, scale=0.5))
         if evaluate:
             layer.forward(backend.asarray(_host(3, 8, *input_shape)))
             layer.set_training(False)
@@ -181,6 +195,9 @@ def _layer_case(name: str, make: Callable[[], L.Layer], input_shape: tuple[int, 
 
 def _loss_case(name: str, make: Callable[[], losses_module.Loss], probabilities: bool,
                labels: bool = True) -> ParityCase:
+    """A loss's value and gradient on 16 x 5 predictions: softmax probabilities when ``probabilities``
+    (else raw scores), and integer labels when ``labels`` (else uniform float targets)."""
+
     def run(backend: Backend) -> dict[str, np.ndarray]:
         pred = _host(3, 16, 5, scale=2.0)
         if probabilities:
@@ -361,10 +378,11 @@ class MatrixResult:
     cells: list[Cell]
     unavailable: dict[str, str]
     machine: dict[str, Any]
+    missing: list[str] = dataclasses.field(default_factory=list)  # backends asked for by name, unusable
 
     @property
     def passed(self) -> bool:
-        return bool(self.cells) and all(cell.passed for cell in self.cells)
+        return bool(self.cells) and all(cell.passed for cell in self.cells) and not self.missing
 
     @property
     def failures(self) -> list[Cell]:
@@ -374,12 +392,13 @@ class MatrixResult:
         """One line: ``"84 cells, all passed"`` or ``"2 of 84 failed: layer:Tanh on numpy/float32 ..."``."""
         if not self.cells:
             return "no cell ran: none of the selected backends is usable here"
+        missing = f"; requested but not usable here: {', '.join(self.missing)}" if self.missing else ""
         if not self.failures:
-            return f"{len(self.cells)} cell{'s' if len(self.cells) != 1 else ''}, all passed"
+            return f"{len(self.cells)} cell{'s' if len(self.cells) != 1 else ''}, all passed{missing}"
         details = ", ".join(
             f"{c.case} on {c.target} ({c.error:.2g} > {c.tolerance:.2g} in {c.worst_output})" for c in self.failures
         )
-        return f"{len(self.failures)} of {len(self.cells)} failed: {details}"
+        return f"{len(self.failures)} of {len(self.cells)} failed: {details}{missing}"
 
     def _grid(self) -> tuple[list[str], list[str], dict[tuple[str, str], Cell]]:
         cases = list(dict.fromkeys(cell.case for cell in self.cells))
@@ -439,7 +458,10 @@ class MatrixResult:
         return {
             "passed": self.passed,
             "summary": self.summary(),
+            "nnbackend": __version__,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": self.machine,
+            "missing": self.missing,
             "unavailable": self.unavailable,
             "tolerance_factors": TOLERANCE_FACTORS,
             "cells": [cell.to_dict() for cell in self.cells],
@@ -458,9 +480,13 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_matrix(targets: Iterable[Target], cases: Iterable[ParityCase] = CASES,
-               on_cell: Callable[[Cell], None] | None = None) -> MatrixResult:
-    """Every case on every usable target; unusable targets are listed with the reason."""
+               on_cell: Callable[[Cell], None] | None = None, required: Iterable[str] = ()) -> MatrixResult:
+    """Every case on every usable target; unusable targets are listed with the reason, and those of the
+    ``required`` backends make the result fail."""
     cases = list(cases)
+    names = [case.name for case in cases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"parity case names must be unique: {sorted({n for n in names if names.count(n) > 1})}")
     cells, unavailable = [], {}
     for target in targets:
         try:
@@ -477,4 +503,5 @@ def run_matrix(targets: Iterable[Target], cases: Iterable[ParityCase] = CASES,
             cells.append(cell)
             if on_cell is not None:
                 on_cell(cell)
-    return MatrixResult(cells, unavailable, machine_info())
+    missing = sorted({key.split("/")[0] for key in unavailable} & set(required))
+    return MatrixResult(cells, unavailable, machine_info(), missing)

@@ -20,20 +20,19 @@ def test_case_matches_numpy_float64(case, parity_target, parity_backend):
     )
 
 
-def test_same_seed_gives_the_same_initial_weights_on_every_backend_and_dtype():
+def test_same_seed_gives_the_same_initial_weights_as_numpy(parity_target, parity_backend):
+    # Exactly, in the target's dtype: weights are drawn on the host and moved.
     import nnbackend as nb
 
-    weights = []
-    for target in parity.select_targets(["numpy", "array_api_strict", "torch"]):
-        try:
-            backend = target.backend()
-        except nb.BackendUnavailableError:
-            continue
-        model = nb.Sequential([nb.layers.Dense(5, 4, "relu"), nb.layers.Dense(4, 3)], backend=backend, seed=7)
-        weights.append(nb.to_numpy(model.parameters()["0.weight"]).astype(np.float32))
-    assert len(weights) >= 2
-    for w in weights[1:]:
-        np.testing.assert_array_equal(w, weights[0])
+    def weights(backend):
+        model = nb.Sequential([nb.layers.Conv2D(1, 2, 3), nb.layers.Flatten(), nb.layers.Dense(None, 4, "relu"),
+                               nb.layers.Dense(4, 3)], input_shape=(1, 5, 5), backend=backend, seed=7)
+        return model.state_dict()
+
+    reference = weights(nb.get_backend("numpy", dtype=parity_target.dtype))
+    for name, value in weights(parity_backend).items():
+        assert value.dtype == reference[name].dtype
+        np.testing.assert_array_equal(value, reference[name], err_msg=name)
 
 
 def test_a_planted_defect_fails_its_cell():
@@ -47,6 +46,38 @@ def test_a_planted_defect_fails_its_cell():
 
     cell = parity.compare(dataclasses.replace(case, run=broken), parity.Target("numpy", "float32"))
     assert not cell.passed and cell.worst_output == "forward"
+
+
+def test_a_bias_dropped_on_one_backend_fails_the_dense_cells(monkeypatch):
+    # Layer cases start from random parameters: with the initial zero bias this defect would pass.
+    pytest.importorskip("array_api_strict")
+    import nnbackend.layers.dense as dense
+    from nnbackend import inplace
+
+    def add_into(own, other):
+        return own if type(own).__module__.startswith("array_api_strict") else inplace.add_into(own, other)
+
+    monkeypatch.setattr(dense, "add_into", add_into)
+    failed = [c for c in parity.CASES if c.name.startswith("layer:Dense")
+              and not parity.compare(c, parity.Target("array_api_strict", "float64")).passed]
+    assert failed, "a dropped bias went unnoticed"
+
+
+def test_a_requested_backend_that_is_unusable_fails_the_result(monkeypatch):
+    relu = next(c for c in parity.CASES if c.name == "layer:ReLU")
+    targets = parity.select_targets(["numpy", "cupy"], ["float64"])
+    monkeypatch.setattr(parity.Target, "backend", lambda self: (_ for _ in ()).throw(
+        parity.BackendUnavailableError("no GPU here")) if self.label == "cupy" else parity.get_backend(
+        "numpy", dtype=self.dtype))
+    result = parity.run_matrix(targets, [relu], required=["numpy", "cupy"])
+    assert not result.passed and result.missing == ["cupy"]
+    assert result.to_dict()["passed"] is False and "requested but not usable here: cupy" in result.summary()
+    assert parity.run_matrix(targets, [relu]).passed  # not asked for by name: listed, not failing
+
+
+def test_case_names_are_unique():
+    names = [case.name for case in parity.CASES]
+    assert len(names) == len(set(names))
 
 
 def test_relative_error_flags_shape_mismatch_and_nan():

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             ran.append(cell.target)
             print(f"  running {cell.target} ...", flush=True)
 
-    result = parity.run_matrix(targets, cases, on_cell=on_cell)
+    result = parity.run_matrix(targets, cases, on_cell=on_cell, required=args.backends or ())
     print()
     if result.cells:
         print(result.to_table())
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(result.to_markdown())
-    missing = sorted({key.split("/")[0] for key in result.unavailable}) if args.backends else []
-    if missing:
-        print(f"nnbackend: error: requested backend(s) not usable here: {', '.join(missing)}", file=sys.stderr)
+    if result.missing:
+        print(f"nnbackend: error: requested backend(s) not usable here: {', '.join(result.missing)}",
+              file=sys.stderr)
         return 1
     return 0 if result.passed else 1
