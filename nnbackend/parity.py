@@ -238,7 +238,7 @@ def _training_case(name: str, make_model: Callable[[Backend], Sequential],
         trainer = Trainer(model, losses_module.CrossEntropy(), O.Adam(0.01), max_rows=max_rows)
         history = trainer.fit(x, y, epochs=epochs, batch_size=batch_size, seed=0, verbose=0)
         outputs = {k: to_numpy(v) for k, v in {**model.parameters(), **model.buffers()}.items()}
-        outputs["loss_curve"] = np.asarray(history.loss)
+        outputs["loss_curve"] = np.asarray(history.loss, dtype=model.backend.dtype_name)  # host floats
         return outputs
 
     return ParityCase(f"training:{name}", "training", run)
@@ -363,12 +363,16 @@ def compare(case: ParityCase, target: Target, backend: Backend | None = None) ->
     """Run ``case`` on ``target`` (or on an explicit ``backend``) and compare with the reference."""
     ref = reference(case)
     out = case.run(backend if backend is not None else target.backend())
+    tol = tolerance(target.dtype, case.kind)
+    for name, value in out.items():  # a float64 temporary leaking into float32 work is a defect too
+        if value.dtype.kind == "f" and value.dtype != np.dtype(target.dtype):
+            return Cell(case.name, case.kind, target.key, math.inf, f"{name} has dtype {value.dtype}", tol)
     worst, error = "", 0.0
     for name, expected in ref.items():
         err = relative_error(out[name], expected) if name in out else float("inf")
         if err > error or not worst:
             worst, error = name, err
-    return Cell(case.name, case.kind, target.key, error, worst, tolerance(target.dtype, case.kind))
+    return Cell(case.name, case.kind, target.key, error, worst, tol)
 
 
 @dataclasses.dataclass

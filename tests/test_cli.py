@@ -351,7 +351,7 @@ MISTAKES = {
     "max rows not a number": (["train", "--max-rows", "many"], 2),
     "zero epochs": (["train", "--epochs", "0"], 2),
     "bad layers": (["train", "--layers", "512,x"], 2),
-    "unknown optimizer": (["train", "--optimizer", "nadam"], 2),
+    "unknown optimizer": (["train", "--optimizer", "lbfgs"], 2),
     "unknown backend": (["train", "--backend", "tpu"], 2),
     "unknown data set": (["train", "--data", "cifar10"], 2),
     "option of another optimizer": (["train", "--optimizer", "gd", "--betas", "0.9,0.99"], 2),

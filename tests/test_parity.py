@@ -75,6 +75,19 @@ def test_a_requested_backend_that_is_unusable_fails_the_result(monkeypatch):
     assert parity.run_matrix(targets, [relu]).passed  # not asked for by name: listed, not failing
 
 
+def test_a_float64_leak_into_float32_work_fails_its_cell(monkeypatch):
+    # NumPy 2 keeps a NumPy float64 scalar's precision: lr as np.float64 turns float32 parameters float64.
+    gd = next(c for c in parity.CASES if c.name == "optimizer:GD")
+    original = parity.O.GD._update
+
+    def leaky(self, param, grad, state, step):
+        return original(self, param, grad, state, step) * np.float64(1.0)
+
+    monkeypatch.setattr(parity.O.GD, "_update", leaky)
+    cell = parity.compare(gd, parity.Target("numpy", "float32"))
+    assert not cell.passed and "has dtype float64" in cell.worst_output
+
+
 def test_case_names_are_unique():
     names = [case.name for case in parity.CASES]
     assert len(names) == len(set(names))

@@ -14,13 +14,14 @@ from nnbackend.data.datasets import DataSet, load
 from nnbackend.data.errors import DataError
 from nnbackend.data.idx import read_idx, write_idx
 from nnbackend.data.locate import cache_dir, search_path
-from nnbackend.data.registry import DataSetSpec, dataset_names, register
+from nnbackend.data.registry import MNIST_FILES, DataSetSpec, dataset_names, register
 from nnbackend.data.splits import Split, official_split, paper_split, subset
 
 __all__ = [
     "DataError",
     "DataSet",
     "DataSetSpec",
+    "MNIST_FILES",
     "Split",
     "cache_dir",
     "dataset_names",

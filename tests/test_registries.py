@@ -1,0 +1,65 @@
+"""Every registered component is covered where it must be: one concept, several lists (the layer
+registry, the parity matrix, the gradient and formula checks, the README). A new layer, loss or optimizer
+that misses one of them fails here, naming the list (CONTRIBUTING.md has the checklist)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import nnbackend.layers as layers
+from nnbackend import losses, optimizers, parity
+from nnbackend.layers.base import Layer
+
+from . import test_gradients, test_optimizers
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+CASES = {case.name for case in parity.CASES}
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub} | _subclasses(sub)
+    return found
+
+
+def _public_layers() -> set[type]:
+    return {cls for cls in _subclasses(Layer)
+            if cls.__module__.startswith("nnbackend.layers") and not cls.__name__.startswith("_")
+            and not inspect.isabstract(cls)}
+
+
+def test_every_layer_class_can_be_saved_and_loaded():
+    missing = sorted(cls.__name__ for cls in _public_layers() if cls.__name__ not in layers.LAYERS)
+    assert not missing, f"add to LAYERS in nnbackend/layers/__init__.py (load_model needs it): {missing}"
+
+
+def test_every_layer_has_a_parity_case_and_a_readme_entry():
+    for name in layers.LAYERS:
+        assert any(case.startswith(f"layer:{name}") for case in CASES), f"no parity case for {name} (parity.CASES)"
+        assert f"`{name}`" in README, f"README's table of parts does not list {name}"
+
+
+def test_every_activation_has_a_gradient_check():
+    checked = set(test_gradients.LAYERS)
+    for name, cls in layers.ACTIVATIONS.items():
+        assert cls.__name__ in checked, f"no finite-difference check for {cls.__name__} (tests/test_gradients.py)"
+
+
+def test_every_loss_has_a_parity_case_and_a_gradient_check():
+    for cls in set(losses.LOSSES.values()):
+        assert any(case.startswith(f"loss:{cls.__name__}") for case in CASES), f"no parity case for {cls.__name__}"
+        assert any(key.startswith(cls.__name__) for key in test_gradients.LOSSES), \
+            f"no finite-difference check for {cls.__name__} (tests/test_gradients.py)"
+
+
+def test_every_optimizer_is_checked_against_its_formula_torch_and_the_parity_matrix():
+    formulas = {row[0].split()[0] for row in test_optimizers.FORMULAS}
+    torch_pairs = {row[0] for row in test_optimizers.TORCH_PAIRS}
+    for cls in set(optimizers.OPTIMIZERS.values()):
+        name = cls.__name__
+        assert name in formulas, f"no formula check for {name} (FORMULAS in tests/test_optimizers.py)"
+        assert name in torch_pairs, f"no torch.optim comparison for {name} (TORCH_PAIRS in tests/test_optimizers.py)"
+        assert any(case.startswith(f"optimizer:{name}") for case in CASES), f"no parity case for {name}"
+        assert f"`{name}`" in README, f"README's table of parts does not list {name}"
