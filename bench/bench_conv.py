@@ -34,6 +34,11 @@ import nnbackend as nb  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages; NaN where the system has none (Windows)."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+
+
 def random_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random images (n, 1, 28, 28) float32 in [0, 1) and labels (n,) int64 in [0, 10)."""
     rng = np.random.default_rng(seed)
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 3:
         parser.error("--repeats must be at least 3 for a meaningful median")
 
-    load_before = os.getloadavg()
+    load_before = _load_average()
     limiter = limit_threads(args.threads)
     steps_per_epoch = math.ceil(args.samples / args.batch_size)
     steps = steps_per_epoch if args.steps <= 0 else min(args.steps, steps_per_epoch)
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{seconds / reference:.2f}x" if reference else "-"
         low, high = min(times[name]) * scale, max(times[name]) * scale
         print(f"{name:<22}{seconds:>9.2f}{low:>9.2f}{high:>9.2f}{ratio:>12}")
-    print(f"load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} "
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {_load_average()[0]:.2f} "
           f"on {os.cpu_count()} CPUs: other work on the machine slows every column")
     pools = blas_info()
     for pool in pools:
@@ -196,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
+            "load_average_after": _load_average(),
             "numpy": np.__version__,
             "nnbackend": nb.__version__,
             "thread_pools": pools,

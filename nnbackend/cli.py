@@ -9,6 +9,7 @@ with its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -81,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     args.argv = argv
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # here, so that a closed pipe is met inside this handler, not at exit
+        return code
     except UsageError as exc:  # a combination of options found wrong by the command itself
         _fail(one_line(exc))
         return 2
@@ -93,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
-    except BrokenPipeError:  # `nnbackend ... | head`: the reader left; stop quietly, as other tools do
+    except OSError as exc:
+        # `nnbackend ... | head`: the reader left; stop quietly, as other tools do. Windows may report a
+        # closed pipe as EINVAL rather than EPIPE.
+        if not (isinstance(exc, BrokenPipeError) or (os.name == "nt" and exc.errno == errno.EINVAL)):
+            raise
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not fail again
         return 141

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -60,16 +61,32 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
     payload = {_META: np.frombuffer(json.dumps(document).encode(), dtype=np.uint8), **arrays}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; saved files get the usual mode
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **payload)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; saved files get the usual mode
+        except OSError:  # a file system without modes (FAT, some network shares)
+            pass
+        replace_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def replace_file(source: str | Path, target: str | Path) -> None:
+    """``os.replace``, retried briefly on Windows, where a reader, a virus scanner or a sync client
+    holding ``target`` open makes it fail for a moment."""
+    for attempt in range(6):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == 5:
+                raise
+            time.sleep(0.05 * 2**attempt)
 
 
 def npz_path(path: str | Path) -> Path:

@@ -306,7 +306,7 @@ class ClassificationReport:
         """Write :meth:`to_dict` as indented JSON to ``path``, creating parent folders."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
 
     def __str__(self) -> str:
         return self.to_table()

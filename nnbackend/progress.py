@@ -20,7 +20,8 @@ class Progress:
         self.verbose = verbose
         self.epochs = epochs
         self._bar = None
-        if verbose == 1 and (sys.stderr.isatty() or "ipykernel" in sys.modules):
+        on_terminal = sys.stderr is not None and sys.stderr.isatty()  # (None under pythonw)
+        if verbose == 1 and (on_terminal or "ipykernel" in sys.modules):
             try:
                 from tqdm.auto import tqdm
             except ImportError:

@@ -27,7 +27,7 @@ from .metrics import ClassificationReport
 from .paper import BEYOND, CLASS_REPORTS, TABLES, BeyondTable, ClassReportSpec, GridSettings, RunSpec, Table
 from .paper import FULL as GRID_FULL
 from .paper import QUICK as GRID_QUICK
-from .runs import THREAD_VARIABLES, RunConfig, read_metrics, train_run, write_json
+from .runs import THREAD_VARIABLES, RunConfig, read_metrics, read_record, train_run, write_json
 
 __all__ = ["GridRun", "plan", "reproduce", "render_report"]
 
@@ -102,7 +102,7 @@ def _finished(run: GridRun) -> dict[str, Any] | None:
     metrics = read_metrics(run.folder)
     if metrics is None:
         return None
-    recorded = RunConfig.from_dict(json.loads((run.folder / "config.json").read_text())["config"]).to_dict()
+    recorded = read_record(run.folder)[1].to_dict()
     recorded = json.loads(json.dumps(recorded))  # fields added since the run take their defaults
     wanted = json.loads(json.dumps(run.config.to_dict()))
     recorded["data_dir"] = wanted["data_dir"]  # where the files were found does not change the run
@@ -125,7 +125,7 @@ def _run_in_child(run: GridRun, env: dict[str, str]) -> GridRun:
     run.folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "nnbackend.runs", "--config", json.dumps(run.config.to_dict()),
                "--out", str(run.folder)] + (["--figures"] if run.figures else [])
-    with open(run.folder / "train.log", "w") as log:
+    with open(run.folder / "train.log", "w", encoding="utf-8") as log:
         code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
     run.metrics = read_metrics(run.folder)
     if code != 0 or run.metrics is None:
@@ -226,7 +226,7 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
                "invocations": _earlier_invocations(out) + [invocation]}
     report = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
-    report.write_text(render_report(runs, context))
+    report.write_text(render_report(runs, context), encoding="utf-8")
     write_json(out / "results.json", _results(runs, context))
     return runs, report
 
@@ -234,7 +234,7 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
 def _earlier_invocations(out: Path) -> list[dict[str, Any]]:
     """The invocations recorded in an earlier results.json of this grid folder (a resumed grid's history)."""
     try:
-        return list(json.loads((out / "results.json").read_text()).get("invocations", []))
+        return list(json.loads((out / "results.json").read_text(encoding="utf-8")).get("invocations", []))
     except (OSError, ValueError):
         return []
 

@@ -198,7 +198,7 @@ def read_record(folder: str | Path) -> tuple[dict[str, Any], RunConfig]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (not a run folder written by 'nnbackend train')")
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is damaged, not valid JSON ({exc}); re-run the training, or pass the "
                          "model file with --data") from None
@@ -314,7 +314,7 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -418,7 +418,7 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
         _figures(folder, history, report, config, record["optimizer"]["lr"], say)
     metrics["wall_time_s"] = time.perf_counter() - started
     (folder / "report.md").write_text(
-        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
+        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()), encoding="utf-8")
     write_json(folder / "metrics.json", metrics)
     return RunResult(folder, history, report, metrics)
 
@@ -515,13 +515,13 @@ def rerender(folder: str | Path, *, figures: bool = True, log: Log | None = prin
     metrics = read_metrics(folder)
     if metrics is None:
         raise ValueError(f"{folder} holds no finished run (no readable metrics.json)")
-    history = History.from_dict(json.loads((folder / "history.json").read_text()))
+    history = History.from_dict(json.loads((folder / "history.json").read_text(encoding="utf-8")))
     test = metrics["test"]["report"]
     report = ClassificationReport.from_confusion(np.asarray(test["confusion"], dtype=np.int64), test["class_names"])
     if figures:
         _figures(folder, history, report, config, record["optimizer"]["lr"], log or (lambda text: None))
     (folder / "report.md").write_text(
-        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
+        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()), encoding="utf-8")
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any] | None:
@@ -530,7 +530,7 @@ def read_metrics(folder: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
 

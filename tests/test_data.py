@@ -338,7 +338,10 @@ def test_debian_folder_is_used_for_fashion_mnist(tmp_path):
     debian = tmp_path / "usr-share-datasets" / "fashion-mnist"
     debian.mkdir(parents=True)
     for path in real.iterdir():
-        (debian / path.name).symlink_to(path)
+        try:
+            (debian / path.name).symlink_to(path)
+        except OSError:  # Windows without the symlink privilege
+            shutil.copy(path, debian / path.name)
     assert load("fashion-mnist", download=False).source == str(debian)
 
 

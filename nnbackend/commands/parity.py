@@ -88,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(json_ready(result.to_dict()), indent=2, allow_nan=False) + "\n")
+        args.json.write_text(json.dumps(json_ready(result.to_dict()), indent=2, allow_nan=False) + "\n",
+                             encoding="utf-8")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(result.to_markdown())
+        args.markdown.write_text(result.to_markdown(), encoding="utf-8")
     if result.missing:
         print(f"nnbackend: error: requested backend(s) not usable here: {', '.join(result.missing)}",
               file=sys.stderr)

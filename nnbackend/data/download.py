@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from nnbackend.data.errors import DataError
 from nnbackend.data.registry import DataSetSpec
 from nnbackend.data.verify import read_verified
+from nnbackend.io import replace_file
 
 __all__ = ["download"]
 
@@ -53,7 +53,7 @@ def download(spec: DataSetSpec, target: Path) -> None:
             read_verified(staging / f"{base}.gz", spec, base, origin=url)
         target.mkdir(exist_ok=True)
         for base in spec.files:
-            os.replace(staging / f"{base}.gz", target / f"{base}.gz")
+            replace_file(staging / f"{base}.gz", target / f"{base}.gz")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(cache.iterdir()):
@@ -66,7 +66,10 @@ def _short_reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if "NameResolutionError" in text or "Name or service not known" in text or "Failed to resolve" in text:
         return "no network (the host name did not resolve)"
-    if "Connection refused" in text:
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ConnectionRefusedError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None or "refused" in text.lower():  # (Windows: "actively refused it")
         return "the server refused the connection"
     if len(text) > 160:
         return f"{type(exc).__name__}: {text[:150]}..."

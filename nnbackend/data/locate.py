@@ -25,8 +25,8 @@ def cache_dir() -> Path:
     """nnbackend's cache folder, where downloads go; it need not exist.
 
     ``$NNBACKEND_CACHE`` if set; else ``$XDG_CACHE_HOME/nnbackend`` or ``~/.cache/nnbackend`` on Linux,
-    ``~/Library/Caches/nnbackend`` on macOS, ``%LOCALAPPDATA%\\nnbackend\\Cache`` on Windows (the places
-    ``platformdirs.user_cache_dir("nnbackend")`` gives).
+    ``~/Library/Caches/nnbackend`` on macOS, ``%LOCALAPPDATA%\\nnbackend\\Cache`` on Windows (what
+    ``platformdirs.user_cache_dir("nnbackend", appauthor=False)`` gives).
     """
     override = os.environ.get(CACHE_ENV)
     if override:
