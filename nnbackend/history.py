@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_file, write_text
+
 __all__ = ["History"]
 
 
@@ -90,12 +92,12 @@ class History:
         return cls(**data)
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def to_csv(self, path: str | Path) -> None:
         """One row per epoch; validation columns are empty on epochs without an evaluation."""
         val = {e: (l, a) for e, l, a in zip(self.val_epoch, self.val_loss, self.val_accuracy)}
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with atomic_file(path, "w") as fh:
             writer = csv.writer(fh)
             writer.writerow(["epoch", "time_s", "loss", "accuracy", "val_loss", "val_accuracy"])
             for e, t, l, a in zip(self.epoch, self.time, self.loss, self.accuracy):

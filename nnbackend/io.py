@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
+from .files import atomic_file
 from .model import Sequential
 
 __all__ = ["FORMAT", "CheckpointError", "load_model", "read_file", "save_model", "write_file"]
@@ -59,47 +57,15 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
         "sha256": {name: _digest(value) for name, value in arrays.items()},
     }
     payload = {_META: np.frombuffer(json.dumps(document).encode(), dtype=np.uint8), **arrays}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; saved files get the usual mode
-        except OSError:  # a file system without modes (FAT, some network shares)
-            pass
-        replace_file(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        np.savez(fh, **payload)
     return path
-
-
-def replace_file(source: str | Path, target: str | Path) -> None:
-    """``os.replace``, retried briefly on Windows, where a reader, a virus scanner or a sync client
-    holding ``target`` open makes it fail for a moment."""
-    for attempt in range(6):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if os.name != "nt" or attempt == 5:
-                raise
-            time.sleep(0.05 * 2**attempt)
 
 
 def npz_path(path: str | Path) -> Path:
     """``path`` with ``.npz`` appended unless it ends so: the file :func:`write_file` writes."""
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting it, then putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def read_file(path: str | Path, kind: str | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

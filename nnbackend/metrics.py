@@ -23,6 +23,7 @@ import array_api_compat
 import numpy as np
 
 from nnbackend.arrays import one_hot
+from nnbackend.files import write_text
 from nnbackend.backend import namespace_of, to_numpy
 
 __all__ = ["ClassificationReport", "accuracy", "classification_report", "confusion_matrix"]
@@ -306,7 +307,7 @@ class ClassificationReport:
         """Write :meth:`to_dict` as indented JSON to ``path``, creating parent folders."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def __str__(self) -> str:
         return self.to_table()

@@ -16,6 +16,7 @@ import array_api_compat
 import numpy as np
 
 from nnbackend.backend import to_numpy
+from nnbackend.files import atomic_file
 from nnbackend.history import History
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ def _save(figure: Figure, path: str | Path | None) -> None:
     if path is None:
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
+    with atomic_file(path) as fh:
+        figure.savefig(fh, dpi=DPI, format=path.suffix.lstrip(".").lower() or "png")
 
 
 def _finite_points(epochs: Sequence[int], values: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:

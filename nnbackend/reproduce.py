@@ -27,6 +27,7 @@ from .metrics import ClassificationReport
 from .paper import BEYOND, CLASS_REPORTS, TABLES, BeyondTable, ClassReportSpec, GridSettings, RunSpec, Table
 from .paper import FULL as GRID_FULL
 from .paper import QUICK as GRID_QUICK
+from .files import write_text
 from .runs import THREAD_VARIABLES, RunConfig, read_metrics, read_record, train_run, write_json
 
 __all__ = ["GridRun", "plan", "reproduce", "render_report"]
@@ -125,7 +126,7 @@ def _run_in_child(run: GridRun, env: dict[str, str]) -> GridRun:
     run.folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "nnbackend.runs", "--config", json.dumps(run.config.to_dict()),
                "--out", str(run.folder)] + (["--figures"] if run.figures else [])
-    with open(run.folder / "train.log", "w", encoding="utf-8") as log:
+    with open(run.folder / "train.log", "w", encoding="utf-8", errors="surrogateescape") as log:
         code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
     run.metrics = read_metrics(run.folder)
     if code != 0 or run.metrics is None:
@@ -226,7 +227,7 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
                "invocations": _earlier_invocations(out) + [invocation]}
     report = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
-    report.write_text(render_report(runs, context), encoding="utf-8")
+    write_text(report, render_report(runs, context))
     write_json(out / "results.json", _results(runs, context))
     return runs, report
 

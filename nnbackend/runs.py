@@ -38,6 +38,7 @@ from .backend import FLOAT_DTYPES, Backend, get_backend, machine
 from .data import DataError, load, official_split, paper_split, subset
 from .data.registry import get_spec
 from .history import History
+from .files import write_text
 from .io import save_model
 from .layers import ACTIVATIONS
 from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MSE
@@ -314,7 +315,7 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(json_ready(value), indent=2, allow_nan=False) + "\n")
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -417,8 +418,8 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
     if figures:
         _figures(folder, history, report, config, record["optimizer"]["lr"], say)
     metrics["wall_time_s"] = time.perf_counter() - started
-    (folder / "report.md").write_text(
-        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()), encoding="utf-8")
+    write_text(folder / "report.md",
+               run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
     write_json(folder / "metrics.json", metrics)
     return RunResult(folder, history, report, metrics)
 
@@ -520,8 +521,8 @@ def rerender(folder: str | Path, *, figures: bool = True, log: Log | None = prin
     report = ClassificationReport.from_confusion(np.asarray(test["confusion"], dtype=np.int64), test["class_names"])
     if figures:
         _figures(folder, history, report, config, record["optimizer"]["lr"], log or (lambda text: None))
-    (folder / "report.md").write_text(
-        run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()), encoding="utf-8")
+    write_text(folder / "report.md",
+               run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any] | None:

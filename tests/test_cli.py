@@ -513,6 +513,49 @@ def test_python_dash_m_nnbackend_runs_the_command_line():
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_a_non_ascii_run_folder_works_under_an_ascii_locale(tmp_path):
+    # report.md holds the command line; it is written as UTF-8 whatever the locale says.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    out = tmp_path / "Müller-Дмитрий"
+    done = subprocess.run([sys.executable, "-m", "nnbackend", "train", "--epochs", "1", "--subset", "300,100,100",
+                           "--backend", "numpy", "--quiet", "--out", str(out)], capture_output=True, env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "Müller-Дмитрий" in (out / "report.md").read_text(encoding="utf-8")
+    assert (out / "metrics.json").is_file()
+
+
+def test_a_run_folder_never_writes_through_a_planted_link(tmp_path):
+    # Someone else's run folder, resumed: its files are replaced, never followed to files elsewhere.
+    out = tmp_path / "run"
+    assert run_cli("train", "--epochs", "1", "--subset", "300,100,100", "--backend", "numpy", "--quiet",
+                   "--out", out)[0] == 0
+    for name in ("metrics.json", "model.npz", "checkpoint.npz"):
+        (out / name).unlink()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "history.csv").unlink()
+    (out / "report.md").unlink()
+    try:
+        (out / "history.csv").symlink_to(victim)
+        (out / "report.md").symlink_to(tmp_path / "created-elsewhere.md")  # dangling
+    except OSError:
+        pytest.skip("no symbolic links here")
+    assert run_cli("train", "--out", out, "--resume", "--quiet")[0] == 0
+    assert victim.read_text() == "keep me" and not (tmp_path / "created-elsewhere.md").exists()
+    assert not (out / "history.csv").is_symlink() and (out / "history.csv").read_text().startswith("epoch,")
+
+
+def test_buffered_output_to_a_closed_pipe_ends_quietly():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env.pop("PYTHONUNBUFFERED", None)
+    proc = subprocess.Popen([sys.executable, "-m", "nnbackend", "backends"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # nobody reads: the first flush meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
+
+
 def test_a_reader_that_leaves_early_ends_the_command_quietly():
     # `nnbackend train | head`: no traceback when the pipe closes.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}

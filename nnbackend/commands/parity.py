@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import parity
 from ..backend import INSTALL_HINTS
+from ..files import write_text
 from ..runs import json_ready
 
 EXAMPLES = """\
@@ -88,11 +89,10 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(json_ready(result.to_dict()), indent=2, allow_nan=False) + "\n",
-                             encoding="utf-8")
+        write_text(args.json, json.dumps(json_ready(result.to_dict()), indent=2, allow_nan=False) + "\n")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(result.to_markdown(), encoding="utf-8")
+        write_text(args.markdown, result.to_markdown())
     if result.missing:
         print(f"nnbackend: error: requested backend(s) not usable here: {', '.join(result.missing)}",
               file=sys.stderr)

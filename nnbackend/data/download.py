@@ -11,7 +11,7 @@ from pathlib import Path
 from nnbackend.data.errors import DataError
 from nnbackend.data.registry import DataSetSpec
 from nnbackend.data.verify import read_verified
-from nnbackend.io import replace_file
+from nnbackend.files import replace_file
 
 __all__ = ["download"]
 
