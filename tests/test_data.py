@@ -19,6 +19,7 @@ import shutil
 import socket
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -562,3 +563,28 @@ def test_mismatch_says_which_data_set_the_file_belongs_to(tmp_path):
 
 def test_the_sample_is_last_on_its_search_path():
     assert search_path("mnist-sample")[-1] == SAMPLE
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    import resource
+
+    # 40,000 labels announced, then 500 MB of zeros: the reader stops one byte past what the header says.
+    header = b"\x00\x00\x08\x01" + (40000).to_bytes(4, "big")
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunks = [compressor.compress(header)]
+    zeros = bytes(1 << 20)
+    chunks += [compressor.compress(zeros) for _ in range(500)]
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(b"".join(chunks) + compressor.flush())
+    assert path.stat().st_size < 1_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match="trailing data"):
+        read_idx(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: no 500 MB buffer
+
+
+def test_a_header_announcing_gigabytes_is_refused(tmp_path):
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03" + (100000).to_bytes(4, "big") + (1000).to_bytes(4, "big") * 2 + b"\0" * 16)
+    with pytest.raises(DataError, match="more than the 1,073,741,824 an IDX file here may hold"):
+        read_idx(path)

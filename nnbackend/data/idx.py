@@ -25,6 +25,10 @@ __all__ = ["read_idx", "write_idx", "read_content", "parse_idx"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
+#: The largest IDX data (bytes) read; far above any MNIST-style set (EMNIST's biggest file is 550 MB),
+#: low enough that a crafted header cannot make the reader inflate gigabytes.
+MAX_IDX_BYTES = 2**30
+
 _TYPES: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
@@ -38,7 +42,11 @@ _TYPE_NAMES = ", ".join(f"0x{code:02X} {dtype.name}" for code, dtype in _TYPES.i
 
 
 def read_content(path: str | Path, name: str | Path | None = None) -> bytes:
-    """The uncompressed bytes of ``path`` (gunzipped when the content is gzip).
+    """The uncompressed bytes of the IDX file ``path`` (gunzipped when the content is gzip).
+
+    A gzip stream is inflated only as far as the IDX header inside it says the file goes, plus one
+    byte: a small file that would inflate to gigabytes (a "gzip bomb") is refused as trailing data
+    after that, not unpacked.
 
     Args:
         name: what error messages call the file (e.g. the URL it came from); defaults to ``path``.
@@ -52,12 +60,42 @@ def read_content(path: str | Path, name: str | Path | None = None) -> bytes:
     if not raw.startswith(_GZIP_MAGIC):
         return raw
     try:
-        return gzip.decompress(raw)
+        return _gunzip_idx(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(
             f"{name or path}: not a valid gzip stream ({exc}); the file is damaged or incomplete: "
             "delete it and download or copy it again"
         ) from exc
+
+
+def _gunzip_idx(raw: bytes) -> bytes:
+    """Inflate (possibly concatenated) gzip members, stopping one byte past the size the IDX header at
+    the start announces; :func:`parse_idx` then reports any mismatch."""
+    out = bytearray()
+    limit: int | None = None
+    while raw:
+        inflater = zlib.decompressobj(wbits=31)
+        while True:
+            room = 1 << 20 if limit is None else limit + 1 - len(out)
+            if room <= 0:
+                return bytes(out)
+            piece = inflater.decompress(raw, min(room, 1 << 24))
+            out += piece
+            raw = inflater.unconsumed_tail
+            if limit is None and len(out) >= 4:
+                ndim = out[3]
+                if len(out) >= 4 + 4 * ndim:
+                    shape = struct.unpack(f">{ndim}I", bytes(out[4:4 + 4 * ndim]))
+                    itemsize = _TYPES[out[2]].itemsize if out[2] in _TYPES else 1
+                    limit = 4 + 4 * ndim + math.prod(shape) * itemsize
+                    if limit > MAX_IDX_BYTES:
+                        return bytes(out)  # parse_idx refuses the size the header announces
+            if inflater.eof:
+                raw = inflater.unused_data
+                break
+            if not raw and not piece:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    return bytes(out)
 
 
 def parse_idx(content: bytes, name: str | Path = "<bytes>") -> np.ndarray:
@@ -80,6 +118,8 @@ def parse_idx(content: bytes, name: str | Path = "<bytes>") -> np.ndarray:
             f"with two zero bytes, a type code ({_TYPE_NAMES}) and the number of dimensions, e.g. "
             "0x00000803 for images, 0x00000801 for labels)"
         )
+    if ndim > 32:
+        raise DataError(f"{name}: the header announces {ndim} dimensions; IDX files here have at most 32")
     header_size = 4 + 4 * ndim
     if len(content) < header_size:
         raise DataError(
@@ -89,6 +129,9 @@ def parse_idx(content: bytes, name: str | Path = "<bytes>") -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", content[4:header_size])
     dtype = _TYPES[code]
     expected = math.prod(shape) * dtype.itemsize
+    if expected > MAX_IDX_BYTES:
+        raise DataError(f"{name}: the header announces {'x'.join(map(str, shape))} items, {expected:,} bytes: "
+                        f"more than the {MAX_IDX_BYTES:,} an IDX file here may hold")
     actual = len(content) - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "trailing data"
