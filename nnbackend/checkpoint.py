@@ -73,6 +73,17 @@ def load_checkpoint(path: str | Path, trainer: Any, shuffle_rng: np.random.Gener
             optimizer or data/batch setting.
     """
     meta, arrays = read_file(path, kind="checkpoint")
+    try:
+        return _restore(path, meta, arrays, trainer, shuffle_rng, monitor, settings)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: damaged or tampered checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], trainer: Any,
+             shuffle_rng: np.random.Generator, monitor: Any, settings: dict[str, Any]) -> Position:
+    """:func:`load_checkpoint` after reading: every part is checked before anything changes."""
     model, optimizer = trainer.model, trainer.optimizer
     ours, theirs = model.get_config(), meta["model"]
     if (ours["layers"], ours["input_shape"], ours["dtype"]) != (theirs["layers"], theirs["input_shape"], theirs["dtype"]):
@@ -98,28 +109,61 @@ def load_checkpoint(path: str | Path, trainer: Any, shuffle_rng: np.random.Gener
 
         raise CheckpointError(f"{path}: it was made with {describe(theirs_monitor)}, but this fit has "
                               f"{describe(ours_monitor)}; resume with the same early stopping")
-    model.load_state_dict({k.removeprefix("model/"): v for k, v in arrays.items() if k.startswith("model/")})
+
+    # Check every part, then change anything.
+    shapes = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    model_state = {k.removeprefix("model/"): v for k, v in arrays.items() if k.startswith("model/")}
+    _check_arrays(path, "model state", model_state, shapes, exact_names=True)
     state: dict[str, dict[str, np.ndarray]] = {}
     for key, value in arrays.items():
         if key.startswith("optimizer/"):
             name, slot = key.removeprefix("optimizer/").rsplit("/", 1)
             state.setdefault(name, {})[slot] = value
-    optimizer.load_state_dict({**meta["optimizer"], "state": state}, model.backend)
+    params = {name: shapes[name] for name in model.parameters()}
+    for name, slots in state.items():
+        _check_arrays(path, f"optimizer state of {name}", slots, dict.fromkeys(slots, params.get(name)))
+    best = {k.removeprefix("monitor/"): v for k, v in arrays.items() if k.startswith("monitor/")}
+    _check_arrays(path, "best parameters", best, shapes, exact_names=bool(best))
+    history = History.from_dict(meta["history"])
+    for rng, key in ((shuffle_rng, "shuffle"), (model.streams.dropout, "dropout")):
+        set_state(np.random.Generator(type(rng.bit_generator)()), meta["rng"][key])
+    where = meta["position"]
+    epoch, begin, shuffled = where["epoch"], where["begin"], where["shuffled"]
+    n = settings["n_samples"]
+    if not (isinstance(epoch, int) and epoch >= 1 and isinstance(begin, int) and 0 <= begin < n):
+        raise CheckpointError(f"{path}: its position (epoch {epoch!r}, row {begin!r}) is impossible for {n} samples")
+    order = arrays.get("position/order") if shuffled else None
+    if shuffled and (order is None or order.shape != (n,) or order.dtype.kind not in "iu"
+                     or not np.array_equal(np.sort(order), np.arange(n))):
+        raise CheckpointError(f"{path}: its sample order is not an order of the {n} samples")
+
+    optimizer.load_state_dict({**meta["optimizer"], "state": state}, model.backend)  # checks before it changes
+    model.load_state_dict(model_state)
     set_state(shuffle_rng, meta["rng"]["shuffle"])
     set_state(model.streams.dropout, meta["rng"]["dropout"])
-    trainer.history = History.from_dict(meta["history"])
+    trainer.history = history
     if monitor is not None and meta["monitor"] is not None:
         monitor.best = meta["monitor"]["best"]
         monitor.best_epoch = meta["monitor"]["best_epoch"]
         monitor.waited = meta["monitor"]["waited"]
-        best = {k.removeprefix("monitor/"): v for k, v in arrays.items() if k.startswith("monitor/")}
         monitor.best_params = {k: model.backend.asarray(v) for k, v in best.items()} or None
     backend = model.backend
-    position = meta["position"]
     return Position(
-        epoch=int(position["epoch"]),
-        begin=int(position["begin"]),
-        order=arrays.get("position/order") if position["shuffled"] else None,
+        epoch=epoch,
+        begin=begin,
+        order=order,
         loss_sum=backend.asarray(arrays["position/loss_sum"]),
         correct=backend.asarray(arrays["position/correct"]),
     )
+
+
+def _check_arrays(path: str | Path, what: str, arrays: dict[str, np.ndarray], shapes: dict[str, Any],
+                  exact_names: bool = False) -> None:
+    """``arrays`` must be floating point with the ``shapes`` of the same names (all of them with
+    ``exact_names``)."""
+    if exact_names and set(arrays) != set(shapes) or not set(arrays) <= set(shapes):
+        raise CheckpointError(f"{path}: its {what} does not fit this model (names differ)")
+    for name, value in arrays.items():
+        if value.dtype.kind != "f" or tuple(value.shape) != shapes[name]:
+            raise CheckpointError(f"{path}: its {what} has {name} of shape {tuple(value.shape)} and dtype "
+                                  f"{value.dtype}; this model needs {shapes[name]} floats")

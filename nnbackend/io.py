@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -88,34 +89,78 @@ def read_file(path: str | Path, kind: str | None = None) -> tuple[dict[str, Any]
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: truncated, corrupt or not an .npz file (no readable zip directory)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if _META not in data.files:
+        with zipfile.ZipFile(path) as archive:
+            members = _members(archive, path)
+            if _META not in members:
                 raise CheckpointError(f"{path}: not an nnbackend file (no {_META} record)")
-            meta = json.loads(data[_META].tobytes().decode())
-            arrays = {name: data[name] for name in data.files if name != _META}
+            if members[_META].file_size > _MAX_META_BYTES:
+                raise CheckpointError(f"{path}: its metadata is {members[_META].file_size:,} bytes, more than an "
+                                      "nnbackend file holds (tampered?)")
+            meta = json.loads(_read_npy(archive, members[_META], path).tobytes().decode())
+            _check_meta(meta, path, kind, set(members) - {_META})
+            arrays = {name: _read_npy(archive, info, path) for name, info in members.items() if name != _META}
     except CheckpointError:
         raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise CheckpointError(f"{path}: refusing to load pickled objects (a file that could run code)") from exc
-        raise CheckpointError(f"{path}: unreadable ({exc})") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # (before RuntimeError, RecursionError's base)
+        raise CheckpointError(f"{path}: its metadata is not valid JSON ({type(exc).__name__})") from exc
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, UnicodeDecodeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: truncated or corrupt ({type(exc).__name__}: {exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: its metadata is not valid JSON ({exc})") from exc
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc})") from exc
+    sums = meta["sha256"]
+    for name, value in arrays.items():
+        if _digest(value) != sums[name]:
+            raise CheckpointError(f"{path}: checksum mismatch in {name!r}: the file was modified or damaged")
+    return meta, arrays
+
+
+_MAX_META_BYTES = 16 * 2**20
+
+
+def _members(archive: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
+    """The archive's ``.npy`` members by array name, refusing what ``np.savez`` never writes: compressed
+    or encrypted members (a compressed one can inflate far beyond the file: a "zip bomb"), other files,
+    duplicate names."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy") or info.flag_bits & 0x1 or info.compress_type != zipfile.ZIP_STORED \
+                or info.file_size != info.compress_size or info.filename[:-4] in members:
+            raise CheckpointError(f"{path}: member {info.filename!r} is not one nnbackend writes (compressed, "
+                                  "encrypted, duplicated or not an array): refused")
+        members[info.filename[:-4]] = info
+    return members
+
+
+def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member, after checking that the size its header announces fits the member and that
+    it holds plain numbers (no pickled objects)."""
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise CheckpointError(f"{path}: {info.filename} uses .npy format {version}, which nnbackend does not write")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+        if dtype.hasobject:
+            raise CheckpointError(f"{path}: refusing to load pickled objects in {info.filename} (a file that could run code)")
+        if math.prod(shape) * dtype.itemsize > info.file_size:
+            raise CheckpointError(f"{path}: {info.filename} announces {shape} {dtype} but holds {info.file_size:,} "
+                                  "bytes (tampered or damaged)")
+    with archive.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _check_meta(meta: Any, path: Path, kind: str | None, names: set[str]) -> None:
+    """The metadata must be an nnbackend record of the expected kind whose checksum table lists exactly
+    the archive's arrays."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nnbackend file")
     if meta.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format version {meta.get('version')} is not supported (this is {FORMAT_VERSION})")
     if kind is not None and meta.get("kind") != kind:
         raise CheckpointError(f"{path}: holds a {meta.get('kind')}, not a {kind}")
-    sums = meta.get("sha256", {})
-    if set(sums) != set(arrays):
+    sums = meta.get("sha256")
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()) or set(sums) != names:
         raise CheckpointError(f"{path}: its arrays do not match its table of contents (tampered?)")
-    for name, value in arrays.items():
-        if _digest(value) != sums[name]:
-            raise CheckpointError(f"{path}: checksum mismatch in {name!r}: the file was modified or damaged")
-    return meta, arrays
 
 
 def model_record(model: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -129,7 +174,7 @@ def model_from_record(meta: dict[str, Any], arrays: dict[str, np.ndarray], *, ba
     """Rebuild a model from :func:`model_record`'s output on ``backend``."""
     try:
         model = Sequential.from_config(meta["model"], backend=backend, dtype=dtype)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"{source}: its model architecture cannot be rebuilt ({exc})") from exc
     state = {name.removeprefix("model/"): value for name, value in arrays.items() if name.startswith("model/")}
     try:

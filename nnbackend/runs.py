@@ -200,8 +200,8 @@ def read_record(folder: str | Path) -> tuple[dict[str, Any], RunConfig]:
         raise FileNotFoundError(f"{path}: no such file (not a run folder written by 'nnbackend train')")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is damaged, not valid JSON ({exc}); re-run the training, or pass the "
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path} is damaged, not valid JSON ({type(exc).__name__}); re-run the training, or pass the "
                          "model file with --data") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise ValueError(f"{path} is not a run record (no \"config\" object); re-run the training, or pass the "

@@ -285,3 +285,84 @@ def test_a_checkpoint_is_also_a_model_file(tmp_path):
     loaded = nb.load_model(ckpt)
     for name, value in trainer.model.state_dict().items():
         np.testing.assert_array_equal(loaded.state_dict()[name], value)
+
+
+# -- untrusted files ------------------------------------------------------------------------------
+def _tamper_meta(path, change):
+    def rewrite(members):
+        import io as _io
+        meta = json.loads(np.load(_io.BytesIO(members["__meta__.npy"])).tobytes())
+        change(meta)
+        buf = _io.BytesIO()
+        np.save(buf, np.frombuffer(json.dumps(meta).encode(), np.uint8))
+        members["__meta__.npy"] = buf.getvalue()
+
+    _rewrite(path, rewrite)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: m["optimizer"]["config"].update(__dict__={}), "unknown Adam settings"),
+    (lambda m: m["optimizer"]["config"].update(lr=-1.0), "lr must be > 0"),
+    (lambda m: m["optimizer"].update(steps=-7), "step count must be an integer >= 0"),
+    (lambda m: m["position"].update(epoch=-5), "its position .* is impossible"),
+    (lambda m: m["position"].update(begin=10**9), "its position .* is impossible"),
+    (lambda m: m.pop("history"), "damaged or tampered checkpoint"),
+])
+def test_a_tampered_checkpoint_is_refused_before_anything_changes(tmp_path, change, message):
+    ckpt = tmp_path / "ckpt.npz"
+    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 7)
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=ckpt)
+    _tamper_meta(ckpt, change)
+    trainer = nb.Trainer(model(seed=3), optimizer=O.Adam(0.01))
+    before = trainer.model.state_dict()
+    with pytest.raises(nb.CheckpointError, match=message):
+        fit(trainer, checkpoint=ckpt, resume=True)
+    assert trainer.optimizer.lr == 0.01 and trainer.optimizer.steps == 0
+    for name, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_a_compressed_member_is_refused_unread(tmp_path):
+    # np.savez stores members uncompressed; a compressed one could inflate far beyond the file (zip bomb).
+    import zipfile
+
+    path = nb.save_model(model(), tmp_path / "m.npz")
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    with pytest.raises(nb.CheckpointError, match="is not one nnbackend writes"):
+        nb.load_model(bomb)
+
+
+def test_an_array_header_announcing_more_than_the_member_holds_is_refused(tmp_path):
+    def huge(members):
+        header = members["model/0.weight.npy"]
+        members["model/0.weight.npy"] = header.replace(b"(6, 8)", b"(600000, 800000)")
+
+    path = nb.save_model(model(), tmp_path / "m.npz")
+    _rewrite(path, huge)
+    with pytest.raises(nb.CheckpointError, match="announces .* but holds"):
+        nb.load_model(path)
+
+
+def test_deeply_nested_metadata_is_refused(tmp_path):
+    def nested(members):
+        import io as _io
+        buf = _io.BytesIO()
+        np.save(buf, np.frombuffer(b"[" * 100000 + b"]" * 100000, np.uint8))
+        members["__meta__.npy"] = buf.getvalue()
+
+    path = nb.save_model(model(), tmp_path / "m.npz")
+    _rewrite(path, nested)
+    with pytest.raises(nb.CheckpointError, match="metadata is not valid JSON"):
+        nb.load_model(path)
+
+
+def test_a_layer_smuggled_in_as_an_activation_is_refused(tmp_path):
+    path = nb.save_model(model(), tmp_path / "m.npz")
+    _tamper_meta(path, lambda m: m["model"]["layers"][0].update(activation={"type": "BatchNorm", "num_features": 8}))
+    with pytest.raises(nb.CheckpointError, match="'BatchNorm' is not an activation"):
+        nb.load_model(path)

@@ -72,4 +72,6 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
     activation = config.get("activation")
     if isinstance(activation, dict):
         config["activation"] = layer_from_config(activation)
+        if type(config["activation"]) not in ACTIVATIONS.values():
+            raise ValueError(f"{activation.get('type')!r} is not an activation; choose one of {', '.join(ACTIVATIONS)}")
     return LAYERS[name](**config)

@@ -144,9 +144,18 @@ class Optimizer:
         """Restore :meth:`state_dict` output, moving the arrays onto ``backend``."""
         if state.get("type") != type(self).__name__:
             raise ValueError(f"this state belongs to a {state.get('type')} optimizer, not {type(self).__name__}")
-        for key, value in state["config"].items():
-            setattr(self, key, tuple(value) if isinstance(value, list) else value)
-        self.steps = int(state["steps"])
+        config = state["config"]
+        unknown = set(config) - set(self.hyperparameters) if isinstance(config, dict) else {"(not a dict)"}
+        if unknown:
+            raise ValueError(f"unknown {type(self).__name__} settings {sorted(unknown)}")
+        config = {key: tuple(value) if isinstance(value, list) else value for key, value in config.items()}
+        checked = type(self)(**config)  # the constructor's own checks (lr > 0, betas in [0, 1), ...)
+        steps = state["steps"]
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"the step count must be an integer >= 0, got {steps!r}")
+        for key in self.hyperparameters:
+            setattr(self, key, getattr(checked, key))
+        self.steps = steps
         # Copies, so that updating in place never writes into the caller's arrays.
         self.state = {name: {key: backend.asarray(np.array(to_numpy(value), copy=True))
                              for key, value in slots.items()}
