@@ -20,6 +20,7 @@ import numpy as np
 
 from .backend import Backend
 from .files import atomic_file
+from .layers import layer_from_config
 from .model import Sequential
 
 __all__ = ["FORMAT", "CheckpointError", "load_model", "read_file", "save_model", "write_file"]
@@ -171,17 +172,34 @@ def model_record(model: Sequential) -> tuple[dict[str, Any], dict[str, np.ndarra
 
 def model_from_record(meta: dict[str, Any], arrays: dict[str, np.ndarray], *, backend: str | Backend | None = None,
                       dtype: str | None = None, source: str = "file") -> Sequential:
-    """Rebuild a model from :func:`model_record`'s output on ``backend``."""
+    """Rebuild a model from :func:`model_record`'s output on ``backend``; the arrays are checked against
+    the architecture before any of it is allocated (a file cannot make the loader build a giant model)."""
+    state = {name.removeprefix("model/"): value for name, value in arrays.items() if name.startswith("model/")}
     try:
+        _check_declared_shapes(meta["model"], state, source)
         model = Sequential.from_config(meta["model"], backend=backend, dtype=dtype)
     except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"{source}: its model architecture cannot be rebuilt ({exc})") from exc
-    state = {name.removeprefix("model/"): value for name, value in arrays.items() if name.startswith("model/")}
     try:
         model.load_state_dict(state)
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"{source}: its weights do not fit its architecture ({exc})") from exc
     return model
+
+
+def _check_declared_shapes(config: dict[str, Any], state: dict[str, np.ndarray], source: str) -> None:
+    """Each layer's parameter and buffer shapes, inferred from the recorded architecture without building
+    it, must be those of the stored arrays."""
+    shape = tuple(config["input_shape"])
+    for i, entry in enumerate(config["layers"]):
+        layer = layer_from_config(entry)
+        for key, want in layer.state_shapes(shape).items():
+            got = state.get(f"{i}.{key}")
+            if got is None or tuple(got.shape) != tuple(want):
+                found = "missing" if got is None else f"stored as {tuple(got.shape)}"
+                raise CheckpointError(f"{source}: its weights do not fit its architecture ({i}.{key} should be "
+                                      f"{tuple(want)}, {found})")
+        shape = tuple(layer.compute_output_shape(shape))
 
 
 def save_model(model: Sequential, path: str | Path) -> Path:

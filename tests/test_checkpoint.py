@@ -366,3 +366,14 @@ def test_a_layer_smuggled_in_as_an_activation_is_refused(tmp_path):
     _tamper_meta(path, lambda m: m["model"]["layers"][0].update(activation={"type": "BatchNorm", "num_features": 8}))
     with pytest.raises(nb.CheckpointError, match="'BatchNorm' is not an activation"):
         nb.load_model(path)
+
+
+def test_a_file_declaring_a_giant_layer_is_refused_before_it_is_built(tmp_path):
+    import resource
+
+    path = nb.save_model(model(), tmp_path / "m.npz")
+    _tamper_meta(path, lambda m: m["model"]["layers"][2].update(in_features=20000, out_features=20000))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(nb.CheckpointError, match=r"2.weight should be \(20000, 20000\), stored as \(8, 3\)"):
+        nb.load_model(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no 3 GB of weights

@@ -63,3 +63,18 @@ def test_every_optimizer_is_checked_against_its_formula_torch_and_the_parity_mat
         assert name in torch_pairs, f"no torch.optim comparison for {name} (TORCH_PAIRS in tests/test_optimizers.py)"
         assert any(case.startswith(f"optimizer:{name}") for case in CASES), f"no parity case for {name}"
         assert f"`{name}`" in README, f"README's table of parts does not list {name}"
+
+
+def test_every_layer_declares_the_shapes_it_builds():
+    # load_model checks a file's arrays against state_shapes() before building: they must agree.
+    import nnbackend as nb
+    from nnbackend.random import Streams
+
+    extra = [(lambda: nb.layers.Conv2D(2, 3, (3, 2)), (2, 6, 6)), (lambda: nb.layers.BatchNorm(3), (3, 4, 4)),
+             (lambda: nb.layers.BatchNorm(5), (5,)), (lambda: nb.layers.Dense(None, 4), (7,))]
+    for make, input_shape in [*test_gradients.LAYERS.values(), *extra]:
+        layer = make()
+        declared = layer.state_shapes(input_shape)
+        layer.build(input_shape, nb.get_backend("numpy"), Streams(0))
+        built = {key: tuple(value.shape) for key, value in {**layer.params, **layer.buffers}.items()}
+        assert declared == built, type(layer).__name__

@@ -67,6 +67,11 @@ class Layer:
         """The per-sample output shape for a per-sample input shape (default: unchanged)."""
         return input_shape
 
+    def state_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        """The shapes of the parameters and buffers :meth:`build` creates for ``input_shape``, without
+        creating them (loading a file checks its arrays against these before allocating a model)."""
+        return {}
+
     def expected_input_shape(self) -> Shape | None:
         """The per-sample input shape this layer was configured for, if it knows one."""
         return None

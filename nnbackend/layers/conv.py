@@ -111,6 +111,9 @@ class Conv2D(Layer):
             )
         return (self.out_channels, *self._output_hw(input_shape[1], input_shape[2]))
 
+    def state_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        return {"weight": (self.out_channels, self.in_channels, *self.kernel_size), "bias": (self.out_channels,)}
+
     def build(self, input_shape: Shape, backend: Backend, streams: Streams) -> Shape:
         output_shape = super().build(input_shape, backend, streams)
         kh, kw = self.kernel_size

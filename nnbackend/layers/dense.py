@@ -76,6 +76,10 @@ class Dense(Layer):
             )
         return (self.out_features,)
 
+    def state_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        features = self.in_features if self.in_features is not None else int(input_shape[0])
+        return {"weight": (features, self.out_features), "bias": (self.out_features,)}
+
     def build(self, input_shape: Shape, backend: Backend, streams: Streams) -> Shape:
         output_shape = super().build(input_shape, backend, streams)
         (features,) = input_shape

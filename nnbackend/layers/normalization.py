@@ -63,6 +63,9 @@ class BatchNorm(Layer):
             )
         return input_shape
 
+    def state_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        return dict.fromkeys(("weight", "bias", "running_mean", "running_var"), (self.num_features,))
+
     def build(self, input_shape: Shape, backend: Backend, streams: Streams) -> Shape:
         output_shape = super().build(input_shape, backend, streams)
         xp, shape = backend.xp, (self.num_features,)
