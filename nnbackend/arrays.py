@@ -6,6 +6,7 @@ what was expected and what arrived, before any state changes.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import array_api_compat
@@ -17,11 +18,17 @@ __all__ = [
     "check_array",
     "check_labels",
     "check_same_length",
+    "is_count",
     "is_float",
     "is_integer",
     "match_namespace",
     "one_hot",
 ]
+
+
+def is_count(value: Any, minimum: int = 1) -> bool:
+    """True for an integer (Python or NumPy, not a bool) >= ``minimum``: a size, a count, a patience."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
 
 
 def is_float(x: Any) -> bool:

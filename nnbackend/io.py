@@ -46,7 +46,6 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
     if path.is_dir():
         raise ValueError(f"{path} is a folder; pass a file name such as {path / (kind + '.npz')}")
     path = npz_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     for name, value in arrays.items():
         if value.dtype == object:

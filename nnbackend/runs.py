@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__, models
+from .arrays import is_count
 from .backend import FLOAT_DTYPES, Backend, get_backend, machine
 from .data import DataError, load, official_split, paper_split, subset
 from .data.registry import get_spec
@@ -135,19 +136,19 @@ class RunConfig:
         check_max_rows(self.max_rows)
         check_decay_factor(self.lr_factor)
         get_spec(self.data)  # an unknown name raises DataError, listing the known ones
-        if self.subset is not None and (len(self.subset) != 3 or not all(_count(n, 1) for n in self.subset)):
+        if self.subset is not None and (len(self.subset) != 3 or not all(is_count(n, 1) for n in self.subset)):
             raise ValueError(f"subset must be three positive sample counts (train, val, test), got {self.subset!r}")
-        if not all(_count(n, 1) for n in self.layers):
+        if not all(is_count(n, 1) for n in self.layers):
             raise ValueError(f"layers must be positive layer sizes, got {self.layers!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         for name, value, least in (("epochs", self.epochs, 1), ("eval_every", self.eval_every, 1),
                                    ("seed", self.seed, 0), ("split_seed", self.split_seed, 0)):
-            if not _count(value, least):
+            if not is_count(value, least):
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-        if self.batch_size is not None and not _count(self.batch_size, 1):
+        if self.batch_size is not None and not is_count(self.batch_size, 1):
             raise ValueError(f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
-        if self.early_stopping is not None and not _count(self.early_stopping, 1):
+        if self.early_stopping is not None and not is_count(self.early_stopping, 1):
             raise ValueError(f"early_stopping must be a positive patience or None, got {self.early_stopping!r}")
         if self.dtype not in FLOAT_DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, got {self.dtype!r}")
@@ -181,11 +182,6 @@ class RunConfig:
         except TypeError as exc:
             raise ValueError(f"layers and subset must be lists of sizes: {exc}") from None
         return cls(**data)
-
-
-def _count(value: Any, least: int) -> bool:
-    """True for an integer (not a bool) >= ``least``."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= least
 
 
 def read_record(folder: str | Path) -> tuple[dict[str, Any], RunConfig]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import numbers
 import signal
 import threading
 import time
@@ -15,7 +14,7 @@ from typing import Any, Iterable
 import array_api_compat
 import numpy as np
 
-from .arrays import check_array, check_labels, check_same_length, is_integer, one_hot
+from .arrays import check_array, check_labels, check_same_length, is_count, is_integer, one_hot
 from .backend import namespace_of, to_numpy
 from .checkpoint import Position, load_checkpoint, save_checkpoint
 from .history import History
@@ -110,7 +109,7 @@ class EarlyStopping:
     restore_best: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.patience, numbers.Integral) or isinstance(self.patience, bool) or self.patience < 1:
+        if not is_count(self.patience):
             raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
         if not self.min_delta >= 0:
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")
@@ -261,10 +260,11 @@ class Trainer:
             raise ValueError(f"batch_size must be a positive integer, 'full' or None, got {batch_size!r}")
         batch_size = min(int(batch_size), n)
         smallest = n % batch_size or batch_size
-        if self.model.layers_needing(smallest):
+        too_few_for = self.model.layers_needing(smallest)
+        if too_few_for:
             raise ValueError(
                 f"{n} samples in batches of {batch_size} leave a last batch of {smallest}, too few for "
-                f"{', '.join(self.model.layers_needing(smallest))} in training mode (a variance needs two "
+                f"{', '.join(too_few_for)} in training mode (a variance needs two "
                 "values); choose a batch size that leaves a last batch of 2 or more"
             )
         val = self._prepare(*validation, "validation") if validation is not None else None
@@ -446,7 +446,7 @@ class Trainer:
 
         ``x`` (N, *input_shape) float and ``y`` (N,) integer labels or (N, outputs) float targets, as for
         :meth:`fit`; accuracy is None for one-output models."""
-        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+        if not is_count(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         loss, accuracy = self._evaluate(*self._prepare(x, y, "evaluation"), batch_size=int(batch_size))
         return {"loss": loss, "accuracy": accuracy}

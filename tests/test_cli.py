@@ -448,12 +448,19 @@ def test_evaluate_says_when_the_recorded_subset_applies_and_all_lifts_it(tmp_pat
     assert code == 0 and whole > 100 and f"({whole:,} samples)" in text
 
 
-def test_resume_without_a_checkpoint_says_it_starts_again(tmp_path):
+def _unfinished_run(tmp_path) -> Path:
+    """A run folder as a run leaves it when stopped before its first checkpoint: no metrics, model or
+    checkpoint."""
     out = tmp_path / "run"
     assert run_cli("train", "--epochs", "1", "--subset", "300,100,100", "--backend", "numpy", "--quiet",
                    "--out", out)[0] == 0
     for name in ("metrics.json", "model.npz", "checkpoint.npz"):
         (out / name).unlink()
+    return out
+
+
+def test_resume_without_a_checkpoint_says_it_starts_again(tmp_path):
+    out = _unfinished_run(tmp_path)
     code, text = run_cli("train", "--out", out, "--resume", "--epochs", "7", "--quiet")
     assert code == 0, text
     assert "starting it again from epoch 1" in text and "ignoring --epochs" in text
@@ -527,11 +534,7 @@ def test_a_non_ascii_run_folder_works_under_an_ascii_locale(tmp_path):
 
 def test_a_run_folder_never_writes_through_a_planted_link(tmp_path):
     # Someone else's run folder, resumed: its files are replaced, never followed to files elsewhere.
-    out = tmp_path / "run"
-    assert run_cli("train", "--epochs", "1", "--subset", "300,100,100", "--backend", "numpy", "--quiet",
-                   "--out", out)[0] == 0
-    for name in ("metrics.json", "model.npz", "checkpoint.npz"):
-        (out / name).unlink()
+    out = _unfinished_run(tmp_path)
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     (out / "history.csv").unlink()

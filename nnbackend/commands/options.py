@@ -33,14 +33,18 @@ __all__ = [
 ]
 
 
-def positive_int(text: str) -> int:
+def _int_at_least(text: str, least: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be a {what}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "positive integer")
 
 
 def _float(text: str) -> float:
@@ -102,13 +106,7 @@ def max_rows(text: str) -> int | str | None:
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
+    return _int_at_least(text, 0, "non-negative integer")
 
 
 def output_folder(text: str) -> str:

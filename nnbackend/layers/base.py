@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 from ..arrays import check_array, match_namespace
@@ -13,11 +12,6 @@ __all__ = ["Layer", "Shape"]
 
 # A per-sample shape (the batch dimension left out); None marks a size not known until data arrives.
 Shape = tuple["int | None", ...]
-
-
-def is_count(value: Any, minimum: int = 1) -> bool:
-    """True for an integer (Python or NumPy, not a bool) >= ``minimum``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
 
 
 class Layer:

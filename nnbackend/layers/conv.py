@@ -21,11 +21,12 @@ from typing import Any, Sequence
 
 import array_api_compat
 
+from ..arrays import is_count
 from ..backend import Backend, namespace_of
 from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
 from .activations import activation_config, activation_name, get_activation
-from .base import Layer, Shape, is_count
+from .base import Layer, Shape
 from .init import INITIALIZERS, initialize
 from .windows import Pair, as_pair, output_size, window_slices
 

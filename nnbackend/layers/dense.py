@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..arrays import is_count
 from ..backend import Backend, namespace_of
 from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
 from .activations import activation_config, activation_name, get_activation
-from .base import Layer, Shape, is_count
+from .base import Layer, Shape
 from .init import INITIALIZERS, initialize
 
 __all__ = ["Dense"]

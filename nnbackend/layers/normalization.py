@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..arrays import is_count
 from ..backend import Backend, namespace_of
 from ..inplace import add_into, writeable
 from ..random import Streams
-from .base import Layer, Shape, is_count
+from .base import Layer, Shape
 
 __all__ = ["BatchNorm"]
 

@@ -9,8 +9,9 @@ or windows, and each step is a whole-batch array operation.
 
 from __future__ import annotations
 
-import numbers
 from typing import Sequence
+
+from ..arrays import is_count
 
 __all__ = ["Pair", "as_pair", "output_size", "window_slices"]
 
@@ -20,9 +21,7 @@ Pair = tuple[int, int]
 def as_pair(name: str, value: int | Sequence[int], *, minimum: int = 1) -> Pair:
     """``value`` as a ``(height, width)`` pair of ints >= ``minimum``; an int is used for both."""
     items = list(value) if isinstance(value, (tuple, list)) else [value, value]
-    valid = len(items) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum for v in items
-    )
+    valid = len(items) == 2 and all(is_count(v, minimum) for v in items)
     if not valid:
         raise ValueError(f"{name} must be an integer >= {minimum} or a pair of them, got {value!r}")
     return int(items[0]), int(items[1])
