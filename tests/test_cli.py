@@ -448,6 +448,23 @@ def test_evaluate_says_when_the_recorded_subset_applies_and_all_lifts_it(tmp_pat
     assert code == 0 and whole > 100 and f"({whole:,} samples)" in text
 
 
+def test_split_seed_reshuffles_the_split_and_evaluate_follows_the_recorded_one(tmp_path):
+    out = tmp_path / "run"
+    code, text = run_cli("train", "--epochs", "1", "--subset", "300,100,100", "--split-seed", "7",
+                         "--backend", "numpy", "--quiet", "--out", out)
+    assert code == 0, text
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["split_seed"] == 7
+    assert record["command"][record["command"].index("--split-seed") + 1] == "7"
+    tested = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
+    code, text = run_cli("evaluate", out)
+    assert code == 0 and f"test: accuracy {tested:.4f}" in text and "optimistic" not in text
+    code, text = run_cli("evaluate", out, "--split-seed", "42")
+    assert code == 0 and "split shuffled with seed 7" in text and "optimistic" in text
+    seven, paper = nb.data.paper_split("mnist-sample", seed=7), nb.data.paper_split("mnist-sample")
+    assert not np.array_equal(seven.y_test, paper.y_test)
+
+
 def _unfinished_run(tmp_path) -> Path:
     """A run folder as a run leaves it when stopped before its first checkpoint: no metrics, model or
     checkpoint."""
@@ -604,7 +621,7 @@ def test_every_grid_run_records_the_train_command_that_repeats_it(tmp_path):
                                           paper.FULL, tmp_path)]
     configs.append(dataclasses.replace(configs[0], optimizer="gd", hyperparameters={"momentum": 0.9, "nesterov": True},
                                        layers=(), early_stopping=3, min_delta=1e-4, max_rows=None, dtype="float64",
-                                       seed=7, subset=(100, 20, 20), split="official"))
+                                       seed=7, subset=(100, 20, 20), split="official", split_seed=5))
     for config in configs:
         argv = command_for(config)
         args = cli.build_parser().parse_args(argv[1:])

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     changes = {}
     if args.data and args.data != config.data:
         changes.update(data=args.data, subset=None, data_dir=None)  # the run's subset was of its own data
-    for field in ("data_dir", "split", "subset"):
+    for field in ("data_dir", "split", "split_seed", "subset"):
         if getattr(args, field) is not None:
             changes[field] = getattr(args, field)
     if changes.get("subset") == ():  # --subset all
@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if recorded and recorded.split == "paper" and config.split == "official" and recorded.data == config.data:
         print("note: the paper split pools the official train and test images, so this model trained on part "
               "of the official test set: its accuracy there is optimistic")
+    elif (recorded and recorded.split_seed != config.split_seed and recorded.data == config.data
+          and config.split == recorded.split):
+        print(f"note: the model was trained on the split shuffled with seed {recorded.split_seed}; the test part of "
+              f"seed {config.split_seed} holds images it trained on: its accuracy there is optimistic")
     if recorded:
         losses = reported_losses(model, config.loss)
     else:

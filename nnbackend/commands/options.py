@@ -170,6 +170,8 @@ def add_data_options(parser: argparse.ArgumentParser, *, default: str | None) ->
     group.add_argument("--split", choices=SPLITS, default=None,
                        help="paper: pool train+test, seed 42, 80/10/10 (default); "
                        "official: the official test set, 10%% of train as validation")
+    group.add_argument("--split-seed", type=non_negative_int, default=None, metavar="SEED",
+                       help="the seed of the split's shuffle (default: 42, the paper's)")
     group.add_argument("--subset", type=subset_sizes, metavar="TRAIN,VAL,TEST",
                        help="use only the first TRAIN/VAL/TEST samples of each part ('all': every sample)")
 

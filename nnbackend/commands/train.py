@@ -125,7 +125,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def _config(args: argparse.Namespace, hyperparameters: dict) -> RunConfig:
     return RunConfig(
-        data=args.data, data_dir=args.data_dir, split=args.split or "paper", subset=args.subset,
+        data=args.data, data_dir=args.data_dir, split=args.split or "paper",
+        split_seed=42 if args.split_seed is None else args.split_seed, subset=args.subset,
         model=args.model, layers=(128,) if args.layers is None else args.layers, activation=args.activation,
         loss=args.loss, optimizer=args.optimizer, lr=args.lr,
         hyperparameters=hyperparameters, epochs=args.epochs, batch_size=args.batch_size, max_rows=args.max_rows,
@@ -135,16 +136,16 @@ def _config(args: argparse.Namespace, hyperparameters: dict) -> RunConfig:
     )
 
 
-def command_for(config: RunConfig) -> list[str] | None:
+def command_for(config: RunConfig) -> list[str]:
     """The ``nnbackend train`` command line that trains ``config`` (what ``reproduce`` records for each of
-    its runs), or None for a setting the command cannot express (a split seed other than 42)."""
-    if config.split_seed != 42:
-        return None
+    its runs)."""
     argv = ["nnbackend", "train", "--data", config.data]
     if config.data_dir:
         argv += ["--data-dir", config.data_dir]
     if config.split != "paper":
         argv += ["--split", config.split]
+    if config.split_seed != 42:
+        argv += ["--split-seed", str(config.split_seed)]
     if config.subset:
         argv += ["--subset", ",".join(map(str, config.subset))]
     if config.model == "mlp":
