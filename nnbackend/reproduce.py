@@ -30,7 +30,7 @@ from .paper import QUICK as GRID_QUICK
 from .files import write_text
 from .runs import THREAD_VARIABLES, RunConfig, read_metrics, read_record, train_run, write_json
 
-__all__ = ["GridRun", "plan", "reproduce", "render_report"]
+__all__ = ["GridRun", "plan", "reproduce", "render_report", "train_runs", "unfinished"]
 
 Log = Callable[[str], None]
 
@@ -114,6 +114,19 @@ def _finished(run: GridRun) -> dict[str, Any] | None:
     return metrics
 
 
+def unfinished(runs: list[GridRun]) -> list[GridRun]:
+    """The runs still to train. Those whose folder holds a finished run of the same configuration get its
+    metrics and the status ``"skipped"``; a folder holding a finished run of other settings is an error."""
+    todo = []
+    for run in runs:
+        run.metrics = _finished(run)
+        if run.metrics is not None:
+            run.status = "skipped"
+        else:
+            todo.append(run)
+    return todo
+
+
 def _child_environment() -> dict[str, str]:
     env = dict(os.environ)
     env.update({name: "1" for name in THREAD_VARIABLES})
@@ -143,6 +156,28 @@ def _run_here(run: GridRun) -> GridRun:
                        command=command_for(run.config))
     run.metrics, run.status = result.metrics, "done"
     return run
+
+
+def train_runs(runs: list[GridRun], *, jobs: int = 1, on_finished: Callable[[GridRun], None] = lambda run: None) -> None:
+    """Train ``runs``, setting each one's metrics and status, and call ``on_finished`` as each ends.
+
+    ``jobs`` = 1 trains them one after the other in this process; more trains that many at a time, each
+    in a child process with one BLAS thread. Ctrl-C stops the running children and starts no queued run.
+    """
+    if jobs == 1:
+        for run in runs:
+            on_finished(_run_here(run))
+        return
+    env = _child_environment()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_run_in_child, run, env) for run in runs]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                on_finished(future.result())
+        except KeyboardInterrupt:  # the running children got the signal too; start no queued run
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def at_chance(metrics: dict[str, Any]) -> bool:
@@ -187,13 +222,7 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
     runs = plan(tables, settings, out, backend=backend, dtype=dtype, data_dir=data_dir)
     for name in sorted({run.spec.data for run in runs}):
         load(name, data_dir=data_dir)  # find (or download) each data set once, before any child needs it
-    todo = []
-    for run in runs:
-        run.metrics = _finished(run)
-        if run.metrics is not None:
-            run.status = "skipped"
-        else:
-            todo.append(run)
+    todo = unfinished(runs)
     jobs = max(1, min(jobs, len(todo) or 1))
     where = f" with {jobs} processes of 1 BLAS thread each" if jobs > 1 else " in this process"
     log(f"{len(runs)} runs for tables {', '.join(map(str, tables))}: {len(runs) - len(todo)} finished earlier, "
@@ -203,24 +232,13 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
         if run.status == "skipped":
             done += 1
             log(progress_line(done, len(runs), run))
-    if jobs == 1:
-        for run in todo:
-            _run_here(run)
-            done += 1
-            log(progress_line(done, len(runs), run))
-    else:
-        env = _child_environment()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_run_in_child, run, env) for run in todo]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    run = future.result()
-                    done += 1
-                    log(progress_line(done, len(runs), run))
-            except KeyboardInterrupt:  # the running children got the signal too; start no queued run
-                for future in futures:
-                    future.cancel()
-                raise
+
+    def finished(run: GridRun) -> None:
+        nonlocal done
+        done += 1
+        log(progress_line(done, len(runs), run))
+
+    train_runs(todo, jobs=jobs, on_finished=finished)
     invocation = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_time_s": time.perf_counter() - started,
                   "trained": len(todo), "jobs": jobs, "backend": chosen.describe()}
     context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": machine(),
