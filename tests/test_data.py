@@ -430,6 +430,22 @@ def test_failed_download_leaves_nothing_and_lists_places(tiny, server, tmp_path)
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_download_bigger_than_any_idx_file_is_cut_off(tiny, server, tmp_path, monkeypatch):
+    from nnbackend.data import download
+
+    root, url, _ = server
+    tiny.copy_to(root / "files")
+    register(dataclasses.replace(tiny.spec, url_base=f"{url}files/"))
+    size = (root / "files" / "train-images-idx3-ubyte.gz").stat().st_size
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", size - 1)
+    with pytest.raises(DataError, match=rf"could not download .*train-images-idx3-ubyte.gz: the server sent more "
+                       rf"than {size - 1:,} bytes"):
+        load("tiny")
+    assert not (tmp_path / "cache").exists()
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", size)
+    np.testing.assert_array_equal(load("tiny").train_images, tiny.arrays[0])
+
+
 def test_unreachable_server_gives_one_error(tiny, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from nnbackend.data.errors import DataError
+from nnbackend.data.idx import MAX_IDX_BYTES
 from nnbackend.data.registry import DataSetSpec
 from nnbackend.data.verify import read_verified
 from nnbackend.files import replace_file
@@ -16,6 +17,33 @@ from nnbackend.files import replace_file
 __all__ = ["download"]
 
 log = logging.getLogger(__name__)
+
+# The most one downloaded file may hold: the gzip of the largest IDX file the reader accepts (gzip's stored
+# blocks add 5 bytes per 64 KiB). A server that sends more is cut off, so it cannot fill the disk.
+MAX_DOWNLOAD_BYTES = MAX_IDX_BYTES + MAX_IDX_BYTES // 10_000 + 2**16
+
+
+class DownloadTooLarge(OSError):
+    """The server sent more than :data:`MAX_DOWNLOAD_BYTES` for one file."""
+
+
+class _CappedFile:
+    """The file pooch writes a download into, refusing to grow past ``limit`` bytes."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self._file, self._limit, self.written = open(path, "wb"), limit, 0
+
+    def write(self, chunk: bytes) -> int:
+        self.written += len(chunk)
+        if self.written > self._limit:
+            raise DownloadTooLarge(f"the server sent more than {self._limit:,} bytes, more than the file can hold")
+        return self._file.write(chunk)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def download(spec: DataSetSpec, target: Path) -> None:
@@ -46,10 +74,13 @@ def download(spec: DataSetSpec, target: Path) -> None:
         for base in spec.files:
             url = f"{spec.url_base}{base}.gz"
             log.info("downloading %s", url)
+            output = _CappedFile(staging / f"{base}.gz", MAX_DOWNLOAD_BYTES)
             try:
-                downloader(url, str(staging / f"{base}.gz"), None)
+                downloader(url, output, None)
             except OSError as exc:
                 raise DataError(f"could not download {url}: {_short_reason(exc)}") from exc
+            finally:
+                output.close()
             read_verified(staging / f"{base}.gz", spec, base, origin=url)
         target.mkdir(exist_ok=True)
         for base in spec.files:
@@ -63,6 +94,8 @@ def download(spec: DataSetSpec, target: Path) -> None:
 
 def _short_reason(exc: BaseException) -> str:
     """One short clause for a failed download (requests' messages nest the whole connection pool)."""
+    if isinstance(exc, DownloadTooLarge):
+        return str(exc)
     text = " ".join(str(exc).split())
     if "NameResolutionError" in text or "Name or service not known" in text or "Failed to resolve" in text:
         return "no network (the host name did not resolve)"
