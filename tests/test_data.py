@@ -430,6 +430,36 @@ def test_failed_download_leaves_nothing_and_lists_places(tiny, server, tmp_path)
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_failed_address_falls_back_to_the_next_mirror(tiny, server, tmp_path):
+    root, url, requested = server
+    tiny.copy_to(root / "mirror")
+    write_set(root / "wrong", tiny_arrays(1))  # files the checksums refuse
+    register(dataclasses.replace(tiny.spec, url_base=f"{url}gone/", mirrors=(f"{url}wrong/", f"{url}mirror/")))
+    data = load("tiny")
+    np.testing.assert_array_equal(data.train_images, tiny.arrays[0])
+    tried = list(dict.fromkeys(requested))  # (the server logs a 404 twice)
+    assert tried == ["/gone/train-images-idx3-ubyte.gz", "/wrong/train-images-idx3-ubyte.gz",
+                     *(f"/mirror/{base}.gz" for base in MNIST_FILES)]
+    assert sorted(p.name for p in files_under(tmp_path / "cache")) == sorted(f"{b}.gz" for b in MNIST_FILES)
+
+
+def test_when_every_mirror_fails_the_error_gives_each_reason(tiny, server, tmp_path):
+    root, url, _ = server
+    write_set(root / "wrong", tiny_arrays(1))
+    register(dataclasses.replace(tiny.spec, url_base=f"{url}gone/", mirrors=(f"{url}wrong/",)))
+    with pytest.raises(DataError, match=r"(?s)Downloading them failed: could not download .*/gone/train-images.*404"
+                       r".*; then .*/wrong/train-images-idx3-ubyte.gz: wrong content"):
+        load("tiny")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_mirrors_are_urls_backing_up_a_url_base(tiny):
+    with pytest.raises(ValueError, match="tuple of URLs"):
+        dataclasses.replace(tiny.spec, url_base="http://a/", mirrors="http://b/")
+    with pytest.raises(ValueError, match="need a url_base"):
+        dataclasses.replace(tiny.spec, url_base=None, mirrors=("http://b/",))
+
+
 def test_a_download_bigger_than_any_idx_file_is_cut_off(tiny, server, tmp_path, monkeypatch):
     from nnbackend.data import download
 

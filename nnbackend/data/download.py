@@ -47,15 +47,17 @@ class _CappedFile:
 
 
 def download(spec: DataSetSpec, target: Path) -> None:
-    """Download ``spec``'s files from ``spec.url_base`` into the folder ``target`` as ``<file>.gz``.
+    """Download ``spec``'s files into the folder ``target`` as ``<file>.gz``: from ``spec.url_base``, or,
+    when that fails, from each of ``spec.mirrors`` in turn.
 
     The files go to a temporary folder next to ``target`` first and are moved into place only when
-    all of them have the registered SHA-256; a failed download leaves nothing behind. A progress bar is
-    shown when tqdm is installed.
+    all four came from one address with the registered SHA-256; a failed download leaves nothing behind.
+    A progress bar is shown when tqdm is installed.
 
     Raises:
-        DataError: pooch is missing, the spec has no download address, a download failed, or a file
-            is corrupt or has the wrong content.
+        DataError: pooch is missing, the spec has no download address, or every address failed (a
+            download error, or a file that is corrupt or has the wrong content); the message gives each
+            address's reason.
     """
     if spec.url_base is None:
         raise DataError(f"data set {spec.name!r} has no download address")
@@ -69,27 +71,43 @@ def download(spec: DataSetSpec, target: Path) -> None:
     cache = target.parent
     created = not cache.exists()
     cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-download-", dir=cache))
+    failures: list[DataError] = []
     try:
-        for base in spec.files:
-            url = f"{spec.url_base}{base}.gz"
-            log.info("downloading %s", url)
-            output = _CappedFile(staging / f"{base}.gz", MAX_DOWNLOAD_BYTES)
+        for url_base in (spec.url_base, *spec.mirrors):
+            staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-download-", dir=cache))
             try:
-                downloader(url, output, None)
-            except OSError as exc:
-                raise DataError(f"could not download {url}: {_short_reason(exc)}") from exc
+                _fetch_all(spec, url_base, staging, downloader)
+                target.mkdir(exist_ok=True)
+                for base in spec.files:
+                    replace_file(staging / f"{base}.gz", target / f"{base}.gz")
+                log.info("downloaded %s into %s", spec.name, target)
+                return
+            except DataError as exc:
+                failures.append(exc)
+                log.info("%s", exc)
             finally:
-                output.close()
-            read_verified(staging / f"{base}.gz", spec, base, origin=url)
-        target.mkdir(exist_ok=True)
-        for base in spec.files:
-            replace_file(staging / f"{base}.gz", target / f"{base}.gz")
+                shutil.rmtree(staging, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
         if created and not any(cache.iterdir()):
             cache.rmdir()
-    log.info("downloaded %s into %s", spec.name, target)
+    if len(failures) == 1:
+        raise failures[0]
+    raise DataError("; then ".join(map(str, failures))) from failures[-1]
+
+
+def _fetch_all(spec: DataSetSpec, url_base: str, staging: Path, downloader) -> None:
+    """Download and verify the four files from ``url_base`` into ``staging``."""
+    for base in spec.files:
+        url = f"{url_base}{base}.gz"
+        log.info("downloading %s", url)
+        output = _CappedFile(staging / f"{base}.gz", MAX_DOWNLOAD_BYTES)
+        try:
+            downloader(url, output, None)
+        except OSError as exc:
+            raise DataError(f"could not download {url}: {_short_reason(exc)}") from exc
+        finally:
+            output.close()
+        read_verified(staging / f"{base}.gz", spec, base, origin=url)
 
 
 def _short_reason(exc: BaseException) -> str:

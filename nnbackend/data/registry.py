@@ -34,6 +34,7 @@ class DataSetSpec:
         sha256: SHA-256 of the *uncompressed* content of each file, keyed by the names in ``files``.
         url_base: the download folder; file ``f`` is fetched from ``url_base + f + ".gz"``.
             ``None`` for a data set that cannot be downloaded.
+        mirrors: other download folders laid out as ``url_base``, tried in order when it fails.
         licence: the licence the data is distributed under.
         authors: who made the data.
         homepage: where the data and its description live.
@@ -47,6 +48,7 @@ class DataSetSpec:
     class_names: tuple[str, ...]
     sha256: Mapping[str, str]
     url_base: str | None = None
+    mirrors: tuple[str, ...] = ()
     licence: str = ""
     authors: str = ""
     homepage: str = ""
@@ -60,6 +62,10 @@ class DataSetSpec:
         missing = set(self.files) - set(self.sha256)
         if missing:
             raise ValueError(f"data set {self.name!r}: no SHA-256 for {sorted(missing)}")
+        if isinstance(self.mirrors, str) or not all(isinstance(m, str) for m in self.mirrors):
+            raise ValueError(f"data set {self.name!r}: mirrors must be a tuple of URLs, got {self.mirrors!r}")
+        if self.mirrors and self.url_base is None:
+            raise ValueError(f"data set {self.name!r}: mirrors need a url_base to back up")
 
 
 def _key(name: str) -> str:
@@ -106,8 +112,9 @@ register(DataSetSpec(
         "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
         "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     },
-    # The mirror torchvision uses: yann.lecun.com often refuses automated downloads.
+    # The mirrors torchvision and TensorFlow use: yann.lecun.com often refuses automated downloads.
     url_base="https://ossci-datasets.s3.amazonaws.com/mnist/",
+    mirrors=("https://storage.googleapis.com/cvdf-datasets/mnist/",),
     licence="CC BY-SA 3.0",
     authors="Yann LeCun, Corinna Cortes, Christopher J.C. Burges",
     homepage="http://yann.lecun.com/exdb/mnist/",
@@ -122,7 +129,9 @@ register(DataSetSpec(
         "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
-    url_base="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    # Keras's copy over https first; Zalando's own S3 site serves http only (the SHA-256 protects either).
+    url_base="https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     licence="MIT",
     authors="Han Xiao, Kashif Rasul, Roland Vollgraf (Zalando Research)",
     homepage="https://github.com/zalandoresearch/fashion-mnist",
