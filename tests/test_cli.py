@@ -235,6 +235,12 @@ def test_class_tables_add_the_grids_best_model_by_validation_accuracy(tmp_path):
     assert ("| ours, the grid's best model by validation accuracy: [fashion-mnist-adam-lr0.005-512x256]"
             "(runs/fashion-mnist-adam-lr0.005-512x256/report.md) | 0.9167 | 0.9000 | 0.8990 |") in report
     assert "(0.9000, against 0.8900 for the paper's setting)" in report
+    assert "Resampling the 20 test images (bootstrap)" in report and "the paper's 0.8996 lies inside it" in report
+    paper_setting.metrics = metrics(0.89, [[800, 200], [200, 800]])  # F1 0.8 on 2,000 images
+    report = render_report(list(runs.values()), context)
+    low, high = nb.metrics.bootstrap_interval([[800, 200], [200, 800]])
+    assert 0.77 < low < 0.8 < high < 0.83
+    assert f"has the 95% interval [{low:.4f}, {high:.4f}]; the paper's 0.8996 lies above it." in report
 
 
 def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):

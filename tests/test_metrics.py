@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnbackend.backend import Backend, BackendUnavailableError, get_backend
-from nnbackend.metrics import ClassificationReport, accuracy, classification_report, confusion_matrix
+from nnbackend.metrics import ClassificationReport, accuracy, bootstrap_interval, classification_report, confusion_matrix
 
 # Ten samples, four classes. Class 2 is never predicted; class 3 is predicted twice but never true.
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2, 2, 0, 1, 2])
@@ -263,3 +263,61 @@ def test_mixed_devices_are_rejected() -> None:
 def test_from_confusion_validates(matrix: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ClassificationReport.from_confusion(matrix)
+
+
+# -- bootstrap intervals ----------------------------------------------------------------------------
+
+
+def _labels_of(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    true, pred = np.nonzero(confusion)
+    counts = confusion[true, pred]
+    return np.repeat(true, counts), np.repeat(pred, counts)
+
+
+def test_bootstrap_interval_matches_resampling_the_samples_one_by_one():
+    rng = np.random.default_rng(3)
+    confusion = rng.integers(0, 6, size=(4, 4)) + np.diag([150, 90, 60, 20])
+    y_true, y_pred = _labels_of(confusion)
+    weighted, macro, acc = [], [], []
+    for _ in range(3000):
+        pick = rng.integers(0, len(y_true), len(y_true))
+        report = classification_report(y_true[pick], y_pred[pick], n_classes=4)
+        weighted.append(report.weighted["f1"]), macro.append(report.macro["recall"]), acc.append(report.accuracy)
+    for values, kwargs in ((weighted, {}), (macro, {"metric": "recall", "average": "macro"}),
+                           (acc, {"metric": "accuracy"})):
+        expected = np.quantile(values, [0.05, 0.95])
+        low, high = bootstrap_interval(confusion, level=0.9, **kwargs)
+        assert low == pytest.approx(expected[0], abs=0.006) and high == pytest.approx(expected[1], abs=0.006)
+        assert low < high
+
+
+def test_bootstrap_interval_holds_the_estimate_narrows_with_more_samples_and_is_seeded():
+    confusion = np.array([[80, 15, 5], [10, 70, 20], [5, 5, 90]])
+    point = ClassificationReport.from_confusion(confusion).weighted["f1"]
+    low, high = bootstrap_interval(confusion)
+    assert low < point < high
+    low4, high4 = bootstrap_interval(confusion * 4)
+    assert (high4 - low4) / (high - low) == pytest.approx(0.5, abs=0.08)  # width ~ 1 / sqrt(N)
+    assert bootstrap_interval(confusion, seed=5) == bootstrap_interval(confusion, seed=5)
+    assert bootstrap_interval(confusion, seed=5) != bootstrap_interval(confusion, seed=6)
+    assert bootstrap_interval(np.diag([5, 7, 9])) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metric": "auc"}, "metric must be one of"),
+    ({"average": "micro"}, "average must be one of"),
+    ({"level": 1.0}, r"level must be a number in \(0, 1\)"),
+    ({"level": True}, "level must be"),
+    ({"n_resamples": 0}, "n_resamples must be a positive integer"),
+    ({"n_resamples": 10.0}, "n_resamples must be"),
+])
+def test_bootstrap_interval_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bootstrap_interval(np.eye(3, dtype=int), **kwargs)
+
+
+def test_bootstrap_interval_refuses_a_bad_confusion_matrix():
+    with pytest.raises(ValueError, match="square"):
+        bootstrap_interval(np.ones((2, 3), dtype=int))
+    with pytest.raises(ValueError, match="non-negative integer counts"):
+        bootstrap_interval(np.zeros((3, 3), dtype=int))
