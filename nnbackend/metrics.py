@@ -26,7 +26,8 @@ from nnbackend.arrays import one_hot
 from nnbackend.files import write_text
 from nnbackend.backend import namespace_of, to_numpy
 
-__all__ = ["ClassificationReport", "accuracy", "bootstrap_interval", "classification_report", "confusion_matrix"]
+__all__ = ["ClassificationReport", "accuracy", "bootstrap_interval", "bootstrap_values", "classification_report",
+           "confusion_matrix"]
 
 # float32 represents every integer up to 2**24 exactly, so a one-hot product over at most this many
 # samples yields exact counts on any device (float64 is not available everywhere).
@@ -356,53 +357,68 @@ BOOTSTRAP_METRICS = ("accuracy", "precision", "recall", "f1")
 BOOTSTRAP_AVERAGES = ("weighted", "macro")
 
 
-def bootstrap_interval(
-    confusion: Any, *, metric: str = "f1", average: str = "weighted", level: float = 0.95,
-    n_resamples: int = 4000, seed: int = 0,
-) -> tuple[float, float]:
-    """A percentile bootstrap interval for a report figure: how much it would move on another test set of
-    the same size drawn from the same distribution.
+def bootstrap_values(
+    confusion: Any, *, metric: str = "f1", average: str = "weighted", n_resamples: int = 20000, seed: int = 0,
+) -> np.ndarray:
+    """A report figure on ``n_resamples`` bootstrap resamples of the test set: how it would move on another
+    test set of the same size drawn from the same distribution.
 
     Each resample draws the N test samples with replacement, which is a multinomial draw of N over the
     cells of the confusion matrix, so the matrix alone is enough (a stored ``metrics.json`` holds it).
-    The figure is computed for every resample as :class:`ClassificationReport` computes it, and the
-    interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles.
+    The figure is computed for each resample as :class:`ClassificationReport` computes it.
 
     Args:
         confusion: (C, C) non-negative integer counts (rows true, columns predicted), any backend.
         metric: ``"accuracy"``, ``"precision"``, ``"recall"`` or ``"f1"``.
         average: ``"weighted"`` (by support) or ``"macro"``; ignored for accuracy.
-        level: the interval's coverage, in (0, 1).
         n_resamples: the number of bootstrap resamples.
-        seed: seeds the resampling (the same seed gives the same interval).
+        seed: seeds the resampling (the same seed gives the same values).
 
     Returns:
-        ``(low, high)`` as Python floats.
+        (n_resamples,) float64 NumPy array.
 
     Raises:
         ValueError: an invalid confusion matrix (as :meth:`ClassificationReport.from_confusion`), an
-            unknown metric or average, ``level`` outside (0, 1) or ``n_resamples`` < 1.
+            unknown metric or average, or ``n_resamples`` < 1.
     """
     if metric not in BOOTSTRAP_METRICS:
         raise ValueError(f"metric must be one of {', '.join(BOOTSTRAP_METRICS)}, got {metric!r}")
     if average not in BOOTSTRAP_AVERAGES:
         raise ValueError(f"average must be one of {', '.join(BOOTSTRAP_AVERAGES)}, got {average!r}")
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral) or n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
     matrix = ClassificationReport.from_confusion(confusion).confusion
     n, classes = int(matrix.sum()), matrix.shape[0]
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, matrix.ravel() / n, size=int(n_resamples)).reshape(-1, classes, classes)
-    tp = np.diagonal(draws, axis1=1, axis2=2)
-    support, predicted = draws.sum(axis=2), draws.sum(axis=1)
+    draws = np.random.default_rng(seed).multinomial(n, matrix.ravel() / n, size=int(n_resamples))
+    return _averaged_figure(draws.reshape(-1, classes, classes), metric, average)
+
+
+def _averaged_figure(confusions: np.ndarray, metric: str, average: str) -> np.ndarray:
+    """``metric`` with ``average`` of each of a stack of (..., C, C) confusion matrices, as
+    :class:`ClassificationReport` defines it; shape (...,), float64."""
+    tp = np.diagonal(confusions, axis1=-2, axis2=-1)
+    support, predicted = confusions.sum(axis=-1), confusions.sum(axis=-2)
+    n = support.sum(axis=-1)
     if metric == "accuracy":
-        values = tp.sum(axis=1) / n
-    else:
-        numerator, denominator = {"precision": (tp, predicted), "recall": (tp, support),
-                                  "f1": (2 * tp, predicted + support)}[metric]
-        per_class = _ratio(numerator, denominator)
-        values = (per_class * support).sum(axis=1) / n if average == "weighted" else per_class.mean(axis=1)
+        return tp.sum(axis=-1) / n
+    numerator, denominator = {"precision": (tp, predicted), "recall": (tp, support),
+                              "f1": (2 * tp, predicted + support)}[metric]
+    per_class = _ratio(numerator, denominator)
+    return (per_class * support).sum(axis=-1) / n if average == "weighted" else per_class.mean(axis=-1)
+
+
+def bootstrap_interval(
+    confusion: Any, *, metric: str = "f1", average: str = "weighted", level: float = 0.95,
+    n_resamples: int = 20000, seed: int = 0,
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of a report figure: the ``(1 - level) / 2`` and ``(1 + level) / 2``
+    quantiles of :func:`bootstrap_values` (same arguments), as ``(low, high)`` Python floats.
+
+    Raises:
+        ValueError: as :func:`bootstrap_values`, or ``level`` outside (0, 1).
+    """
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    values = bootstrap_values(confusion, metric=metric, average=average, n_resamples=n_resamples, seed=seed)
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)

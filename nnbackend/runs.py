@@ -36,7 +36,7 @@ import numpy as np
 from . import __version__, models
 from .arrays import is_count
 from .backend import FLOAT_DTYPES, Backend, get_backend, machine
-from .data import DataError, load, official_split, paper_split, subset
+from .data import DataError, load, official_split, paper_split, part_indices, subset
 from .data.registry import get_spec
 from .history import History
 from .files import write_text
@@ -221,6 +221,23 @@ def load_split(config: RunConfig, *, flatten: bool = True) -> Any:
     """The run's :class:`~nnbackend.data.Split` (cached per process), cut to ``config.subset``."""
     split = _split(config.data, config.data_dir, config.split, config.split_seed, config.dtype, flatten)
     return split if config.subset is None else subset(split, *config.subset)
+
+
+def test_images_seen_in_training(trained: RunConfig, evaluated: RunConfig) -> int:
+    """How many test images of ``evaluated``'s split (cut to its subset) are training images of the run
+    ``trained``: 0 for the same split, or another data set; more when the splits differ (the paper split
+    pools the official test images into training, and another split seed reshuffles the pool)."""
+    if trained.data != evaluated.data:
+        return 0
+    data = load(evaluated.data, data_dir=evaluated.data_dir)
+    sizes = (len(data.train_labels), len(data.test_labels))
+    train = part_indices(trained.split, *sizes, seed=trained.split_seed)["train"]
+    test = part_indices(evaluated.split, *sizes, seed=evaluated.split_seed)["test"]
+    if trained.subset:
+        train = train[: trained.subset[0]]
+    if evaluated.subset:
+        test = test[: evaluated.subset[2]]
+    return int(np.isin(test, train).sum())
 
 
 def build_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int, backend: Backend) -> Sequential:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nnbackend.commands.options import positive_int
 from nnbackend.data import load
 from nnbackend.files import write_text
 from nnbackend.paper import CLASS_REPORTS, FULL, QUICK
@@ -130,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=int, choices=sorted(CLASS_REPORTS), default=8)
     parser.add_argument("--seeds", type=seed_list, default=[0, 1, 2, 3, 4], help="training seeds on the paper's split")
     parser.add_argument("--split-seeds", type=seed_list, default=[0, 1, 2, 3], help="split seeds, with training seed 0")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained at a time, one BLAS thread each")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="runs trained at a time, one BLAS thread each")
     parser.add_argument("--quick", action="store_true", help="the grid's quick setting (a subset, few epochs)")
-    parser.add_argument("--epochs", type=int, help="override the setting's epochs (for a smoke test)")
+    parser.add_argument("--epochs", type=positive_int, help="override the setting's epochs (for a smoke test)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if not args.seeds and not [s for s in args.split_seeds if s != PAPER_SPLIT_SEED]:
+        parser.error("nothing to train: give --seeds or --split-seeds (other than 42)")
     runs = study(args.table, args.seeds, args.split_seeds, args.out, quick=args.quick, epochs=args.epochs)
     load(runs[0][1].config.data)  # find the data once, before any child needs it
     todo = unfinished([run for _, run in runs])
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         done += 1
         print(progress_line(done, len(todo), run).replace(run.key, run.folder.name, 1), flush=True)
 
-    train_runs(todo, jobs=max(1, min(args.jobs, len(todo) or 1)), on_finished=finished)
+    train_runs(todo, jobs=min(args.jobs, len(todo) or 1), on_finished=finished)
     summary = summarise(args.table, runs, time.perf_counter() - started, args.quick)
     write_json(args.out / "spread.json", summary)
     write_text(args.out / "spread.md", render(summary))

@@ -32,6 +32,7 @@ from nnbackend.data import (
     load,
     official_split,
     paper_split,
+    part_indices,
     read_idx,
     register,
     search_path,
@@ -634,3 +635,19 @@ def test_a_header_announcing_gigabytes_is_refused(tmp_path):
     path.write_bytes(b"\x00\x00\x08\x03" + (100000).to_bytes(4, "big") + (1000).to_bytes(4, "big") * 2 + b"\0" * 16)
     with pytest.raises(DataError, match="more than the 1,073,741,824 an IDX file here may hold"):
         read_idx(path)
+
+
+def test_part_indices_name_the_images_of_each_part_and_cover_the_pool_once():
+    sample = load("mnist-sample")
+    pool_images = np.concatenate([sample.train_images, sample.test_images]).reshape(5000, -1) / 255
+    for kind, make in (("paper", paper_split), ("official", official_split)):
+        for seed in (42, 3):
+            index = part_indices(kind, 4000, 1000, seed=seed)
+            split = make(sample, seed=seed, dtype="float64")
+            for part in ("train", "val", "test"):
+                np.testing.assert_array_equal(getattr(split, f"x_{part}"), pool_images[index[part]])
+            every = np.concatenate(list(index.values()))
+            assert len(np.unique(every)) == len(every) == 5000
+    np.testing.assert_array_equal(part_indices("official", 4000, 1000)["test"], np.arange(4000, 5000))
+    with pytest.raises(ValueError, match="kind must be 'paper' or 'official'"):
+        part_indices("random", 10, 10)

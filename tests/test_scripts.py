@@ -32,6 +32,18 @@ def test_seed_lists_are_distinct_non_negative_integers(seed_spread):
             seed_spread.seed_list(bad)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds=", "--split-seeds=42"], "nothing to train"),
+    (["--epochs", "0"], "--epochs: must be a positive integer"),
+    (["--jobs", "0"], "--jobs: must be a positive integer"),
+])
+def test_seed_spread_refuses_bad_options_in_one_line(seed_spread, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        seed_spread.main([*argv, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_seed_spread_trains_each_seed_reports_the_spread_and_resumes(seed_spread, tmp_path, capsys):
     root = os.environ.get("NNBACKEND_DATA")
     if not root or not (Path(root) / "fashion-mnist").is_dir():

@@ -9,7 +9,8 @@ from pathlib import Path
 from ..backend import get_backend
 from ..io import load_model
 from ..losses import CrossEntropy
-from ..runs import RunConfig, evaluate_model, load_split, read_record, reported_losses, write_json
+from ..runs import (RunConfig, evaluate_model, load_split, read_record, reported_losses, test_images_seen_in_training,
+                    write_json)
 from . import options
 
 EXAMPLES = """\
@@ -84,13 +85,12 @@ def run(args: argparse.Namespace) -> int:
     if recorded and recorded.subset and "subset" not in changes:
         print(f"note: the run's recorded subset {','.join(map(str, recorded.subset))} applies; "
               "--subset all evaluates on the whole test part")
-    if recorded and recorded.split == "paper" and config.split == "official" and recorded.data == config.data:
-        print("note: the paper split pools the official train and test images, so this model trained on part "
-              "of the official test set: its accuracy there is optimistic")
-    elif (recorded and recorded.split_seed != config.split_seed and recorded.data == config.data
-          and config.split == recorded.split):
-        print(f"note: the model was trained on the split shuffled with seed {recorded.split_seed}; the test part of "
-              f"seed {config.split_seed} holds images it trained on: its accuracy there is optimistic")
+    if recorded and (recorded.split, recorded.split_seed) != (config.split, config.split_seed):
+        seen = test_images_seen_in_training(recorded, config)
+        if seen:
+            print(f"note: {seen:,} of these {len(split.y_test):,} test images were training images of this model "
+                  f"(it trained on the {recorded.split} split shuffled with seed {recorded.split_seed}): the "
+                  "accuracy is optimistic")
     if recorded:
         losses = reported_losses(model, config.loss)
     else:

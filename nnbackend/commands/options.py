@@ -168,8 +168,8 @@ def add_data_options(parser: argparse.ArgumentParser, *, default: str | None) ->
     group.add_argument("--data-dir", metavar="DIR",
                        help="a folder searched first for the data set's files (then $NNBACKEND_DATA, the cache, ...)")
     group.add_argument("--split", choices=SPLITS, default=None,
-                       help="paper: pool train+test, seed 42, 80/10/10 (default); "
-                       "official: the official test set, 10%% of train as validation")
+                       help="paper: pool train+test, shuffle (--split-seed), 80/10/10 (default); "
+                       "official: the official test set, a shuffled 10%% of train as validation")
     group.add_argument("--split-seed", type=non_negative_int, default=None, metavar="SEED",
                        help="the seed of the split's shuffle (default: 42, the paper's)")
     group.add_argument("--subset", type=subset_sizes, metavar="TRAIN,VAL,TEST",

@@ -15,7 +15,7 @@ from nnbackend.data.errors import DataError
 from nnbackend.data.idx import read_idx, write_idx
 from nnbackend.data.locate import cache_dir, search_path
 from nnbackend.data.registry import MNIST_FILES, DataSetSpec, dataset_names, register
-from nnbackend.data.splits import Split, official_split, paper_split, subset
+from nnbackend.data.splits import Split, official_split, paper_split, part_indices, subset
 
 __all__ = [
     "DataError",
@@ -28,6 +28,7 @@ __all__ = [
     "load",
     "official_split",
     "paper_split",
+    "part_indices",
     "read_idx",
     "register",
     "search_path",

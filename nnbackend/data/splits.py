@@ -8,7 +8,7 @@ import numpy as np
 
 from nnbackend.data.datasets import DataSet, load
 
-__all__ = ["Split", "paper_split", "official_split", "subset"]
+__all__ = ["Split", "paper_split", "official_split", "part_indices", "subset"]
 
 _PARTS = ("train", "val", "test")
 
@@ -76,11 +76,8 @@ def paper_split(
     data = _as_dataset(dataset)
     images = np.concatenate([data.train_images, data.test_images])
     labels = np.concatenate([data.train_labels, data.test_labels])
-    n = len(labels)
-    order = np.random.default_rng(seed).permutation(n)
-    n_test, n_train = n // 10, n * 8 // 10
-    test, train, val = np.split(order, [n_test, n_test + n_train])
-    parts = ((images, labels, train), (images, labels, val), (images, labels, test))
+    index = part_indices("paper", len(data.train_labels), len(data.test_labels), seed=seed)
+    parts = tuple((images, labels, index[part]) for part in _PARTS)
     return _make(data, parts, flatten, dtype, f"{data.name}, paper split (seed {seed})")
 
 
@@ -98,18 +95,40 @@ def official_split(
     ``round(validation_fraction * n)`` images become validation, the rest train. The test set keeps
     its official order. Other arguments as in :func:`paper_split`.
     """
-    if not 0 <= validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     dtype = _float_dtype(dtype)
     data = _as_dataset(dataset)
-    n = len(data.train_labels)
-    order = np.random.default_rng(seed).permutation(n)
-    val, train = np.split(order, [round(validation_fraction * n)])
-    test = np.arange(len(data.test_labels))
+    n_train = len(data.train_labels)
+    index = part_indices("official", n_train, len(data.test_labels), seed=seed, validation_fraction=validation_fraction)
     official = (data.train_images, data.train_labels)
-    parts = ((*official, train), (*official, val), (data.test_images, data.test_labels, test))
+    parts = ((*official, index["train"]), (*official, index["val"]),
+             (data.test_images, data.test_labels, index["test"] - n_train))
     description = f"{data.name}, official split, {validation_fraction:g} of train as validation (seed {seed})"
     return _make(data, parts, flatten, dtype, description)
+
+
+def part_indices(
+    kind: str, n_train: int, n_test: int, *, seed: int = 42, validation_fraction: float = 0.1
+) -> dict[str, np.ndarray]:
+    """Which images make each part of a split, without loading them: ``{"train", "val", "test"}`` to
+    int64 indices into the pool of the ``n_train`` official train images followed by the ``n_test``
+    official test images.
+
+    ``kind`` is ``"paper"`` (:func:`paper_split`) or ``"official"`` (:func:`official_split`, which
+    takes ``validation_fraction``). Two splits share an image where their index arrays share a value.
+    """
+    if not 0 <= validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if kind == "paper":
+        n = n_train + n_test
+        order = np.random.default_rng(seed).permutation(n)
+        test, train, val = np.split(order, [n // 10, n // 10 + n * 8 // 10])
+    elif kind == "official":
+        order = np.random.default_rng(seed).permutation(n_train)
+        val, train = np.split(order, [round(validation_fraction * n_train)])
+        test = np.arange(n_train, n_train + n_test)
+    else:
+        raise ValueError(f"kind must be 'paper' or 'official', got {kind!r}")
+    return {"train": train, "val": val, "test": test}
 
 
 def subset(split: Split, n_train: int, n_val: int | None = None, n_test: int | None = None) -> Split:
