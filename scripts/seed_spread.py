@@ -87,7 +87,8 @@ def summarise(table: int, runs: list[tuple[str, GridRun]], wall_time_s: float, q
     return {"table": table, "run": spec.run.key, "quick": quick, "paper_weighted_f1": spec.weighted[2],
             "paper_val_accuracy": spec.run.paper.val_accuracy if spec.run.paper else None,
             "config": dataclasses.asdict(runs[0][1].config) | {"seed": None, "split_seed": None},
-            "wall_time_s": wall_time_s, "runs": rows, "groups": groups}
+            "wall_time_s": wall_time_s, "runs_time_s": sum((run.metrics or {}).get("wall_time_s") or 0 for _, run in runs),
+            "runs": rows, "groups": groups}
 
 
 def _n(value: float | None) -> str:
@@ -103,7 +104,8 @@ def render(summary: dict[str, Any]) -> str:
         "The run behind the table, in the paper's setting, trained again with other training seeds (initial "
         "weights, batch order) on the paper's split (seed 42), and with training seed 0 on other split seeds "
         "(a different 7,000 test images each). Written by `scripts/seed_spread.py`; "
-        f"{summary['wall_time_s'] / 60:.0f} min of training in this invocation.", "",
+        f"the runs' own times add up to {summary['runs_time_s'] / 60:.0f} min (this invocation: "
+        f"{summary['wall_time_s'] / 60:.0f} min).", "",
         "| group | training seed | split seed | val accuracy | test accuracy | test weighted F1 | run |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
@@ -111,7 +113,7 @@ def render(summary: dict[str, Any]) -> str:
         label = "training seed" if r["group"] == "seed" else "split seed"
         status = "" if r["status"] in ("done", "skipped") else f" ({r['status']})"
         lines.append(f"| {label} | {r['seed']} | {r['split_seed']} | {_n(r['val_accuracy'])} | "
-                     f"{_n(r['test_accuracy'])} | {_n(r['test_weighted_f1'])} | `runs/{r['folder']}`{status} |")
+                     f"{_n(r['test_accuracy'])} | {_n(r['test_weighted_f1'])} | [{r['folder']}](runs/{r['folder']}/report.md){status} |")
     lines += ["", f"| test weighted F1 | runs | mean | SD | min | max | paper ({paper_f1:.4f}) |",
               "|---|---:|---:|---:|---:|---:|---|"]
     for group, label in (("seed", "training seeds, paper split"), ("split", "split seeds, training seed 0")):
