@@ -189,6 +189,18 @@ def at_chance(metrics: dict[str, Any]) -> bool:
     return isinstance(accuracy, float) and accuracy < 1.5 / classes
 
 
+def loss_rose(run: GridRun) -> tuple[float, float] | None:
+    """``(first, last)`` training loss when the run's last epoch ended with a higher training loss than its
+    first: it did not converge (a collapse with a finite loss). None otherwise, or when the run folder holds
+    no history."""
+    try:
+        losses = json.loads((run.folder / "history.json").read_text(encoding="utf-8"))["loss"]
+        first, last = float(losses[0]), float(losses[-1])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    return (first, last) if last > first else None
+
+
 def progress_line(index: int, total: int, run: GridRun) -> str:
     """``[ 3/18] mnist-gd-lr0.5-512: val acc 0.9581 (paper 0.958), ...`` for a finished run."""
     head = f"[{index:>{len(str(total))}}/{total}] {run.key}:"
@@ -204,6 +216,8 @@ def progress_line(index: int, total: int, run: GridRun) -> str:
         parts.append(f"DIVERGED at epoch {m['diverged_epoch']}")
     elif m and at_chance(m):
         parts.append("at chance level")
+    elif m and loss_rose(run):
+        parts.append("not converged (training loss rose)")
     parts.append(_duration(m.get("wall_time_s")))
     tail = " (finished earlier, skipped)" if run.status == "skipped" else ""
     return f"{head} {', '.join(parts)}{tail}"
@@ -283,6 +297,7 @@ def _ours(run: GridRun) -> dict[str, Any] | None:
     final = m["final"]
     return {"val_epoch": final["val_epoch"], "val_accuracy": final["val_accuracy"], "val_loss": final["val_loss"],
             "val_cross_entropy": final.get("val_loss:cross_entropy"), "diverged_epoch": m["diverged_epoch"],
+            "converged": not (m["diverged_epoch"] or at_chance(m) or loss_rose(run)),
             "epochs_run": m["epochs_run"], "test_accuracy": m["test"]["accuracy"],
             "wall_time_s": m["wall_time_s"]}
 
@@ -336,6 +351,9 @@ def _table_section(table: Table, runs: dict[str, GridRun]) -> list[str]:
                              f"(figures from the last evaluation, epoch {final['val_epoch']})")
             elif at_chance(m):
                 notes.append("**ours: at chance level** (collapsed, with a finite loss)")
+            elif rose := loss_rose(run):
+                notes.append(f"**ours: not converged**: training loss rose from {rose[0]:.3f} after epoch 1 to "
+                             f"{rose[1]:.3f}")
         notes.append(f"[{run.key}](runs/{run.key}/report.md)")
         lines.append(
             f"| {_row_label(table, spec)} | {paper.val_accuracy:.3f} | {cells[0]} "
@@ -477,7 +495,9 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
         "predictions is given beside ours",
         "- diverged: ours is marked diverged when its training loss became NaN or infinite (training stops "
         "there); a run ending below 1.5 / (number of classes) validation accuracy (0.15 for 10 classes) is marked at chance level, which is what "
-        "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss)",
+        "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss); a run whose training loss ends higher "
+        "than after its first epoch is marked as not converged (it collapsed onto a few classes; its final accuracy "
+        "is a matter of rounding, and the paper's learning rate 0.05 runs look the same)",
         f"- backend: {context['backend']}; this invocation trained {now['trained']} run(s)"
         + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1
            else " in one process"),

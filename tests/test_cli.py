@@ -266,6 +266,31 @@ def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):
     assert f"ours: diverged at epoch {diverged}" in report and "paper: diverged by epoch 160" in report
 
 
+def test_a_run_whose_training_loss_rose_is_marked_not_converged(tmp_path):
+    from nnbackend.reproduce import _results, loss_rose, render_report
+
+    runs = {run.key: run for run in plan([2], paper.FULL, tmp_path)}
+    for key, losses in (("mnist-adam-lr0.05-512", [0.336, 2.9, 3.154]), ("mnist-adam-lr0.005-512", [0.3, 0.1, 0.02])):
+        run = runs[key]
+        run.folder.mkdir(parents=True)
+        (run.folder / "history.json").write_text(json.dumps({"epoch": [1, 2, 3], "loss": losses}))
+        run.metrics = {"final": {"val_accuracy": 0.2, "val_loss": 3.0, "val_epoch": 3}, "epochs_run": 3,
+                       "diverged_epoch": None, "wall_time_s": 1.0,
+                       "test": {"accuracy": 0.2, "samples": 10, "report": {
+                           "class_names": list("0123456789"), "confusion": np.eye(10, dtype=int).tolist()}}}
+    assert loss_rose(runs["mnist-adam-lr0.05-512"]) == (0.336, 3.154)
+    assert loss_rose(runs["mnist-adam-lr0.005-512"]) is None
+    assert loss_rose(runs["mnist-adam-lr0.01-512"]) is None  # no history: nothing to say
+    context = {"settings": paper.FULL, "backend": "numpy", "tables": [2], "machine": {
+        "platform": "p", "processor": "x", "cpu_count": 2, "python": "3", "numpy": "2"},
+        "invocations": [{"wall_time_s": 2.0, "trained": 0, "jobs": 1}]}
+    report = render_report(list(runs.values()), context)
+    assert "**ours: not converged**: training loss rose from 0.336 after epoch 1 to 3.154" in report
+    assert report.count("not converged**") == 1
+    converged = {r["key"]: r["ours"]["converged"] for r in _results(list(runs.values()), context)["runs"] if r["ours"]}
+    assert converged == {"mnist-adam-lr0.05-512": False, "mnist-adam-lr0.005-512": True}
+
+
 # -- backends and parity ------------------------------------------------------------------------------
 def test_backends_lists_every_backend_with_install_hints():
     code, text = run_cli("backends")
