@@ -354,6 +354,8 @@ def _table_section(table: Table, runs: dict[str, GridRun]) -> list[str]:
             elif rose := loss_rose(run):
                 notes.append(f"**ours: not converged**: training loss rose from {rose[0]:.3f} after epoch 1 to "
                              f"{rose[1]:.3f}")
+            elif paper and paper.diverged_by:
+                notes.append(f"ours: did not diverge (val acc {_num(final['val_accuracy'])} at epoch {final['val_epoch']})")
         notes.append(f"[{run.key}](runs/{run.key}/report.md)")
         lines.append(
             f"| {_row_label(table, spec)} | {paper.val_accuracy:.3f} | {cells[0]} "

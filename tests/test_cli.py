@@ -265,6 +265,7 @@ def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):
     table = paper.Table(1, "sample, gradient descent", "lr", (
         paper.RunSpec(1, "mnist-sample", "gd", 1e30, (16,), paper=paper.Reported(0.091, 4.186, diverged_by=160)),
         paper.RunSpec(1, "mnist-sample", "gd", 0.5, (16,), paper=paper.Reported(0.958, 0.025)),
+        paper.RunSpec(1, "mnist-sample", "gd", 0.1, (16,), paper=paper.Reported(0.106, diverged_by=80)),
     ))
     monkeypatch.setitem(paper.TABLES, 1, table)
     code, text = run_cli("reproduce", "--quick", "--tables", "1", "--subset", "400,100,100", "--epochs", "4",
@@ -276,6 +277,9 @@ def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):
     assert "DIVERGED at epoch" in text
     report = (tmp_path / "report.md").read_text()
     assert f"ours: diverged at epoch {diverged}" in report and "paper: diverged by epoch 160" in report
+    calm = results["mnist-sample-gd-lr0.1-16"]["ours"]
+    assert calm["diverged_epoch"] is None and report.count("ours: did not diverge") == 1
+    assert f"ours: did not diverge (val acc {calm['val_accuracy']:.4f} at epoch 4)" in report
 
 
 def test_a_run_whose_training_loss_rose_is_marked_not_converged(tmp_path):
@@ -298,6 +302,7 @@ def test_a_run_whose_training_loss_rose_is_marked_not_converged(tmp_path):
         "invocations": [{"wall_time_s": 2.0, "trained": 0, "jobs": 1}]}
     report = render_report(list(runs.values()), context)
     assert "**ours: not converged**: training loss rose from 0.336 after epoch 1 to 3.154" in report
+    assert "ours: did not diverge" not in report  # table 2 has no row the paper saw diverge
     assert report.count("not converged**") == 1
     converged = {r["key"]: r["ours"]["converged"] for r in _results(list(runs.values()), context)["runs"] if r["ours"]}
     assert converged == {"mnist-adam-lr0.05-512": False, "mnist-adam-lr0.005-512": True}
