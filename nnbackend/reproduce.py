@@ -189,16 +189,34 @@ def at_chance(metrics: dict[str, Any]) -> bool:
     return isinstance(accuracy, float) and accuracy < 1.5 / classes
 
 
-def loss_rose(run: GridRun) -> tuple[float, float] | None:
-    """``(first, last)`` training loss when the run's last epoch ended with a higher training loss than its
-    first: it did not converge (a collapse with a finite loss). None otherwise, or when the run folder holds
-    no history."""
+def _training_losses(run: GridRun) -> list[float] | None:
+    """The run's training loss per epoch from its history.json, or None when the folder holds none."""
     try:
-        losses = json.loads((run.folder / "history.json").read_text(encoding="utf-8"))["loss"]
-        first, last = float(losses[0]), float(losses[-1])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return [float(v) for v in json.loads((run.folder / "history.json").read_text(encoding="utf-8"))["loss"]]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return (first, last) if last > first else None
+
+
+def loss_rose(run: GridRun) -> tuple[float, float, int] | None:
+    """``(first, last, epochs)`` training losses when the run's last epoch ended with a higher training loss
+    than its first: it did not converge (a collapse with a finite loss). None otherwise, for a run of one
+    epoch, or when the run folder holds no history."""
+    losses = _training_losses(run)
+    if not losses or len(losses) < 2 or not losses[-1] > losses[0]:
+        return None
+    return losses[0], losses[-1], len(losses)
+
+
+def converged(run: GridRun) -> bool | None:
+    """False for a finished run that diverged, ended at chance level or whose training loss rose; True when
+    its loss fell; None when that cannot be told (not finished, one epoch, or no history)."""
+    m = run.metrics
+    if m is None:
+        return None
+    if m["diverged_epoch"] or at_chance(m) or loss_rose(run):
+        return False
+    losses = _training_losses(run)
+    return None if not losses or len(losses) < 2 else True
 
 
 def progress_line(index: int, total: int, run: GridRun) -> str:
@@ -232,7 +250,7 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
     processes with one BLAS thread each; ``jobs`` = 1 trains in this process.
     """
     out = Path(out)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M:%S")
     chosen = get_backend(backend, dtype=dtype)  # fail now, with the install hint, not in every child
     runs = plan(tables, settings, out, backend=backend, dtype=dtype, data_dir=data_dir)
     for name in sorted({run.spec.data for run in runs}):
@@ -254,7 +272,7 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
         log(progress_line(done, len(runs), run))
 
     train_runs(todo, jobs=jobs, on_finished=finished)
-    invocation = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_time_s": time.perf_counter() - started,
+    invocation = {"started": started_at, "wall_time_s": time.perf_counter() - started,
                   "trained": len(todo), "jobs": jobs, "backend": chosen.describe()}
     context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": machine(),
                "invocations": _earlier_invocations(out) + [invocation]}
@@ -297,7 +315,7 @@ def _ours(run: GridRun) -> dict[str, Any] | None:
     final = m["final"]
     return {"val_epoch": final["val_epoch"], "val_accuracy": final["val_accuracy"], "val_loss": final["val_loss"],
             "val_cross_entropy": final.get("val_loss:cross_entropy"), "diverged_epoch": m["diverged_epoch"],
-            "converged": not (m["diverged_epoch"] or at_chance(m) or loss_rose(run)),
+            "converged": converged(run),
             "epochs_run": m["epochs_run"], "test_accuracy": m["test"]["accuracy"],
             "wall_time_s": m["wall_time_s"]}
 
@@ -352,8 +370,8 @@ def _table_section(table: Table, runs: dict[str, GridRun]) -> list[str]:
             elif at_chance(m):
                 notes.append("**ours: at chance level** (collapsed, with a finite loss)")
             elif rose := loss_rose(run):
-                notes.append(f"**ours: not converged**: training loss rose from {rose[0]:.3f} after epoch 1 to "
-                             f"{rose[1]:.3f}")
+                notes.append(f"**ours: not converged**: training loss rose from {rose[0]:.3f} in epoch 1 to "
+                             f"{rose[1]:.3f} in epoch {rose[2]}")
             elif paper and paper.diverged_by:
                 notes.append(f"ours: did not diverge (val acc {_num(final['val_accuracy'])} at epoch {final['val_epoch']})")
         notes.append(f"[{run.key}](runs/{run.key}/report.md)")
@@ -394,14 +412,18 @@ def _seed_spread(run: GridRun, table: int, paper: float) -> str:
     try:
         study = json.loads(path.read_text(encoding="utf-8"))
         f1 = [r["test_weighted_f1"] for r in study["runs"] if r["test_weighted_f1"] is not None]
-        if study["table"] != table or study["run"] != run.key or study["quick"] or not f1:
+        ignored = ("seed", "split_seed", "data_dir", "backend")  # where the data or the run lived
+        same = {k: v for k, v in study["config"].items() if k not in ignored} == {
+            k: v for k, v in json.loads(json.dumps(run.config.to_dict())).items() if k not in ignored}
+        if study["table"] != table or study["run"] != run.key or study["quick"] or not same or not f1:
             return ""
     except (OSError, ValueError, KeyError, TypeError):
         return ""
     reached = sum(value >= paper for value in f1)
     return (f" Trained again with other training and split seeds ([spread/spread.md](spread/spread.md)), this "
             f"setting gives {min(f1):.4f}-{max(f1):.4f} (mean {sum(f1) / len(f1):.4f}) over {len(f1)} runs; runs "
-            f"reaching the paper's {paper:.4f}: {reached} of {len(f1)}.")
+            f"reaching the paper's {paper:.4f}: {reached} of {len(f1)}. Where the paper's number lies in that spread, "
+            "not the one test set's bootstrap alone, says whether the gap is noise.")
 
 
 def _class_section(spec: ClassReportSpec, runs: dict[str, GridRun]) -> list[str]:
@@ -514,8 +536,8 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
         "predictions is given beside ours",
         "- diverged: ours is marked diverged when its training loss became NaN or infinite (training stops "
         "there); a run ending below 1.5 / (number of classes) validation accuracy (0.15 for 10 classes) is marked at chance level, which is what "
-        "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss); a run whose training loss ends higher "
-        "than after its first epoch is marked as not converged (it collapsed onto a few classes; its final accuracy "
+        "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss); a run whose training loss in its last "
+        "epoch is higher than in its first is marked as not converged (it collapsed onto a few classes; its final accuracy "
         "is a matter of rounding, and the paper's learning rate 0.05 runs look the same)",
         f"- backend: {context['backend']}; this invocation trained {now['trained']} run(s)"
         + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1

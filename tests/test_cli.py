@@ -241,13 +241,16 @@ def test_class_tables_add_the_grids_best_model_by_validation_accuracy(tmp_path):
     spread = tmp_path / "spread"
     spread.mkdir()
     study = {"table": 8, "run": paper_setting.key, "quick": False,
+             "config": dict(paper_setting.config.to_dict(), seed=None, split_seed=None, backend="numpy"),
              "runs": [{"test_weighted_f1": value} for value in (0.89, 0.9, 0.88, None)]}
     (spread / "spread.json").write_text(json.dumps(study))
     assert ("Trained again with other training and split seeds ([spread/spread.md](spread/spread.md)), this setting "
             "gives 0.8800-0.9000 (mean 0.8900) over 3 runs; runs reaching the paper's 0.8996: 1 of 3.") in render_report(
                 list(runs.values()), context)
-    (spread / "spread.json").write_text(json.dumps(dict(study, quick=True)))
-    assert "Trained again" not in render_report(list(runs.values()), context)
+    for other in (dict(study, quick=True), dict(study, table=7), dict(study, run="fashion-mnist-adam-lr0.001-512"),
+                  dict(study, config=dict(study["config"], epochs=5))):
+        (spread / "spread.json").write_text(json.dumps(other))
+        assert "Trained again" not in render_report(list(runs.values()), context)
     (spread / "spread.json").unlink()
     paper_setting.metrics = metrics(0.89, [[800, 200], [200, 800]])  # F1 0.8 on 2,000 images
     report = render_report(list(runs.values()), context)
@@ -277,13 +280,15 @@ def test_reproduce_marks_diverged_runs(monkeypatch, tmp_path):
     assert "DIVERGED at epoch" in text
     report = (tmp_path / "report.md").read_text()
     assert f"ours: diverged at epoch {diverged}" in report and "paper: diverged by epoch 160" in report
+    assert results["mnist-sample-gd-lr1e+30-16"]["ours"]["converged"] is False
     calm = results["mnist-sample-gd-lr0.1-16"]["ours"]
+    assert calm["converged"] is True
     assert calm["diverged_epoch"] is None and report.count("ours: did not diverge") == 1
     assert f"ours: did not diverge (val acc {calm['val_accuracy']:.4f} at epoch 4)" in report
 
 
 def test_a_run_whose_training_loss_rose_is_marked_not_converged(tmp_path):
-    from nnbackend.reproduce import _results, loss_rose, render_report
+    from nnbackend.reproduce import _results, converged, loss_rose, progress_line, render_report
 
     runs = {run.key: run for run in plan([2], paper.FULL, tmp_path)}
     for key, losses in (("mnist-adam-lr0.05-512", [0.336, 2.9, 3.154]), ("mnist-adam-lr0.005-512", [0.3, 0.1, 0.02])):
@@ -294,18 +299,32 @@ def test_a_run_whose_training_loss_rose_is_marked_not_converged(tmp_path):
                        "diverged_epoch": None, "wall_time_s": 1.0,
                        "test": {"accuracy": 0.2, "samples": 10, "report": {
                            "class_names": list("0123456789"), "confusion": np.eye(10, dtype=int).tolist()}}}
-    assert loss_rose(runs["mnist-adam-lr0.05-512"]) == (0.336, 3.154)
+    assert loss_rose(runs["mnist-adam-lr0.05-512"]) == (0.336, 3.154, 3)
     assert loss_rose(runs["mnist-adam-lr0.005-512"]) is None
     assert loss_rose(runs["mnist-adam-lr0.01-512"]) is None  # no history: nothing to say
+    assert progress_line(1, 5, runs["mnist-adam-lr0.05-512"]).endswith("not converged (training loss rose), 1.0 s")
+    assert "not converged" not in progress_line(2, 5, runs["mnist-adam-lr0.005-512"])
+    for losses, expected in (([0.3, 0.3], True), ([0.3], None)):  # a flat loss did not rise; one epoch cannot tell
+        runs["mnist-adam-lr0.001-512"].folder.mkdir(parents=True, exist_ok=True)
+        (runs["mnist-adam-lr0.001-512"].folder / "history.json").write_text(json.dumps({"loss": losses}))
+        runs["mnist-adam-lr0.001-512"].metrics = runs["mnist-adam-lr0.005-512"].metrics
+        assert loss_rose(runs["mnist-adam-lr0.001-512"]) is None
+        assert converged(runs["mnist-adam-lr0.001-512"]) is expected
+    runs["mnist-adam-lr0.001-512"].metrics = None
     context = {"settings": paper.FULL, "backend": "numpy", "tables": [2], "machine": {
         "platform": "p", "processor": "x", "cpu_count": 2, "python": "3", "numpy": "2"},
         "invocations": [{"wall_time_s": 2.0, "trained": 0, "jobs": 1}]}
     report = render_report(list(runs.values()), context)
-    assert "**ours: not converged**: training loss rose from 0.336 after epoch 1 to 3.154" in report
+    assert "**ours: not converged**: training loss rose from 0.336 in epoch 1 to 3.154 in epoch 3" in report
     assert "ours: did not diverge" not in report  # table 2 has no row the paper saw diverge
     assert report.count("not converged**") == 1
-    converged = {r["key"]: r["ours"]["converged"] for r in _results(list(runs.values()), context)["runs"] if r["ours"]}
-    assert converged == {"mnist-adam-lr0.05-512": False, "mnist-adam-lr0.005-512": True}
+    flags = {r["key"]: r["ours"]["converged"] for r in _results(list(runs.values()), context)["runs"] if r["ours"]}
+    assert flags == {"mnist-adam-lr0.05-512": False, "mnist-adam-lr0.005-512": True}
+    runs["mnist-adam-lr0.005-512"].metrics = dict(runs["mnist-adam-lr0.005-512"].metrics, diverged_epoch=2)
+    assert converged(runs["mnist-adam-lr0.005-512"]) is False
+    chance = {"final": {"val_accuracy": 0.1}, "diverged_epoch": None, "test": {"report": {"class_names": list("0123456789")}}}
+    runs["mnist-adam-lr0.005-512"].metrics = chance  # falling loss, but at chance level
+    assert converged(runs["mnist-adam-lr0.005-512"]) is False
 
 
 # -- backends and parity ------------------------------------------------------------------------------

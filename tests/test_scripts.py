@@ -64,7 +64,7 @@ def test_seed_spread_trains_each_seed_reports_the_spread_and_resumes(seed_spread
     assert seeds["n"] == 2 and seeds["mean"] == pytest.approx((f1[0] + f1[1]) / 2)
     assert splits["n"] == 2 and splits["max"] == max(f1[0], f1[2])  # seed 0 on the paper split is in both
     report = (out / "spread.md").read_text()
-    assert "Quick study" in report and "paper (0.8996)" in report and "[fashion-mnist-adam-lr0.005-512-seed1-split42](runs/fashion-mnist-adam-lr0.005-512-seed1-split42/report.md)" in report
+    assert "Reduced study" in report and "paper (0.8996)" in report and "[fashion-mnist-adam-lr0.005-512-seed1-split42](runs/fashion-mnist-adam-lr0.005-512-seed1-split42/report.md)" in report
     capsys.readouterr()
     assert seed_spread.main(argv) == 0
     assert "3 runs, 0 to train" in capsys.readouterr().out
