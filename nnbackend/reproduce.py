@@ -29,7 +29,8 @@ from .paper import BEYOND, CLASS_REPORTS, TABLES, BeyondTable, ClassReportSpec, 
 from .paper import FULL as GRID_FULL
 from .paper import QUICK as GRID_QUICK
 from .files import write_text
-from .runs import THREAD_VARIABLES, RunConfig, read_metrics, read_record, train_run, write_json
+from .runs import (THREAD_VARIABLES, RunConfig, at_chance, command_for, read_metrics, read_record, train_run,
+                   write_json)
 
 __all__ = ["GridRun", "plan", "reproduce", "render_report", "train_runs", "unfinished"]
 
@@ -104,15 +105,19 @@ def _finished(run: GridRun) -> dict[str, Any] | None:
     metrics = read_metrics(run.folder)
     if metrics is None:
         return None
-    recorded = read_record(run.folder)[1].to_dict()
-    recorded = json.loads(json.dumps(recorded))  # fields added since the run take their defaults
-    wanted = json.loads(json.dumps(run.config.to_dict()))
+    recorded = _as_json(read_record(run.folder)[1])  # fields added since the run take their defaults
+    wanted = _as_json(run.config)
     recorded["data_dir"] = wanted["data_dir"]  # where the files were found does not change the run
     if recorded != wanted:
         changed = ", ".join(f"{k} {recorded.get(k)!r} -> {wanted[k]!r}" for k in wanted if recorded.get(k) != wanted[k])
         raise ValueError(f"{run.folder} holds a finished run with other settings ({changed}); "
                          "use another --out for these settings, or delete that folder")
     return metrics
+
+
+def _as_json(config: RunConfig) -> dict[str, Any]:
+    """``config`` as its JSON record reads back (tuples as lists), for comparing with a stored one."""
+    return json.loads(json.dumps(config.to_dict()))
 
 
 def unfinished(runs: list[GridRun]) -> list[GridRun]:
@@ -151,8 +156,6 @@ def _run_in_child(run: GridRun, env: dict[str, str]) -> GridRun:
 
 
 def _run_here(run: GridRun) -> GridRun:
-    from .commands.train import command_for  # (the command line imports this module)
-
     result = train_run(run.config, run.folder, verbose=0, figures=run.figures, log=None, resume=True,
                        command=command_for(run.config))
     run.metrics, run.status = result.metrics, "done"
@@ -181,14 +184,6 @@ def train_runs(runs: list[GridRun], *, jobs: int = 1, on_finished: Callable[[Gri
             raise
 
 
-def at_chance(metrics: dict[str, Any]) -> bool:
-    """True when the final validation accuracy is below 1.5 / classes: the run collapsed (the paper calls
-    such runs diverged, with a finite loss; ours are marked diverged only when the loss became non-finite)."""
-    accuracy = metrics["final"]["val_accuracy"]
-    classes = len(metrics["test"]["report"]["class_names"])
-    return isinstance(accuracy, float) and accuracy < 1.5 / classes
-
-
 def _training_losses(run: GridRun) -> list[float] | None:
     """The run's training loss per epoch from its history.json, or None when the folder holds none."""
     try:
@@ -213,10 +208,10 @@ def converged(run: GridRun) -> bool | None:
     m = run.metrics
     if m is None:
         return None
-    if m["diverged_epoch"] or at_chance(m) or loss_rose(run):
+    if m["diverged_epoch"] or at_chance(m):
         return False
     losses = _training_losses(run)
-    return None if not losses or len(losses) < 2 else True
+    return None if not losses or len(losses) < 2 else not losses[-1] > losses[0]
 
 
 def progress_line(index: int, total: int, run: GridRun) -> str:
@@ -414,7 +409,7 @@ def _seed_spread(run: GridRun, table: int, paper: float) -> str:
         f1 = [r["test_weighted_f1"] for r in study["runs"] if r["test_weighted_f1"] is not None]
         ignored = ("seed", "split_seed", "data_dir", "backend")  # where the data or the run lived
         same = {k: v for k, v in study["config"].items() if k not in ignored} == {
-            k: v for k, v in json.loads(json.dumps(run.config.to_dict())).items() if k not in ignored}
+            k: v for k, v in _as_json(run.config).items() if k not in ignored}
         if study["table"] != table or study["run"] != run.key or study["quick"] or not same or not f1:
             return ""
     except (OSError, ValueError, KeyError, TypeError):

@@ -48,7 +48,7 @@ from .model import Sequential
 from .optimizers import Optimizer, get_optimizer
 from .training import Callback, EarlyStopping, LearningRateDecay, Trainer, check_decay_factor, check_max_rows
 
-__all__ = ["LOSS_CHOICES", "RunConfig", "RunResult", "evaluate_model", "load_split", "train_run"]
+__all__ = ["LOSS_CHOICES", "RunConfig", "RunResult", "at_chance", "command_for", "evaluate_model", "load_split", "train_run"]
 
 Log = Callable[[str], None]
 
@@ -182,6 +182,51 @@ class RunConfig:
         except TypeError as exc:
             raise ValueError(f"layers and subset must be lists of sizes: {exc}") from None
         return cls(**data)
+
+
+def command_for(config: RunConfig) -> list[str]:
+    """The ``nnbackend train`` command line that trains ``config`` (what ``reproduce`` records for each of
+    its runs)."""
+    argv = ["nnbackend", "train", "--data", config.data]
+    if config.data_dir:
+        argv += ["--data-dir", config.data_dir]
+    if config.split != "paper":
+        argv += ["--split", config.split]
+    if config.split_seed != 42:
+        argv += ["--split-seed", str(config.split_seed)]
+    if config.subset:
+        argv += ["--subset", ",".join(map(str, config.subset))]
+    if config.model == "mlp":
+        argv += ["--layers", ",".join(map(str, config.layers)), "--activation", config.activation]
+    else:
+        argv += ["--model", config.model]
+    argv += ["--loss", config.loss, "--optimizer", config.optimizer]
+    if config.lr is not None:
+        argv += ["--lr", repr(config.lr)]
+    for name, value in config.hyperparameters.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            argv += [flag] if value else []
+        else:
+            argv += [flag, ",".join(map(repr, value)) if isinstance(value, (list, tuple)) else repr(value)]
+    argv += ["--epochs", str(config.epochs), "--batch-size", "full" if config.batch_size is None else str(config.batch_size)]
+    if config.max_rows != "auto":
+        argv += ["--max-rows", "none" if config.max_rows is None else str(config.max_rows)]
+    if config.lr_factor != 1:
+        argv += ["--lr-factor", repr(config.lr_factor)]
+    if config.eval_every != 1:
+        argv += ["--eval-every", str(config.eval_every)]
+    if config.early_stopping:
+        argv += ["--early-stopping", str(config.early_stopping)]
+        if config.min_delta:
+            argv += ["--min-delta", repr(config.min_delta)]
+    if config.backend != "auto":
+        argv += ["--backend", config.backend]
+    if config.dtype != "float32":
+        argv += ["--dtype", config.dtype]
+    if config.seed != 0:
+        argv += ["--seed", str(config.seed)]
+    return argv
 
 
 def read_record(folder: str | Path) -> tuple[dict[str, Any], RunConfig]:
@@ -451,6 +496,14 @@ def _figures(folder: Path, history: History, report: ClassificationReport, confi
         say(f"figures skipped: {exc}")
 
 
+def at_chance(metrics: dict[str, Any]) -> bool:
+    """True when the final validation accuracy is below 1.5 / classes: the run collapsed (the paper calls
+    such runs diverged, with a finite loss; ours are marked diverged only when the loss became non-finite)."""
+    accuracy = metrics["final"]["val_accuracy"]
+    classes = len(metrics["test"]["report"]["class_names"])
+    return isinstance(accuracy, float) and accuracy < 1.5 / classes
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     """A figure for a report: 4 decimals, scientific beyond a million, "-" for none."""
     if value is None:
@@ -494,7 +547,7 @@ def run_report(record: dict[str, Any], metrics: dict[str, Any], report: Classifi
         if history.best_epoch is None:
             tested = f"the weights from before epoch {history.diverged_epoch}"
     classes = len(report.class_names)
-    if isinstance(final.get("val_accuracy"), float) and final["val_accuracy"] < 1.5 / classes:
+    if at_chance(metrics):
         lines.append(f"- **at chance level**: validation accuracy {final['val_accuracy']:.4f} with {classes} classes "
                      "(the learning rate is probably too large)")
     not_evaluated = "not evaluated"
@@ -559,8 +612,6 @@ def _child_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", action="store_true")
     args = parser.parse_args(argv)
     config = RunConfig.from_dict(json.loads(args.config))
-    from .commands.train import command_for  # (the command line imports this module)
-
     try:
         train_run(config, args.out, verbose=0, figures=args.figures, log=None, resume=True,
                   command=command_for(config))

@@ -60,7 +60,7 @@ def check_max_rows(max_rows: Any) -> int | str | None:
     """``max_rows`` as :class:`Trainer` takes it (a positive integer, ``None`` or ``"auto"``), else ValueError."""
     if max_rows is None or max_rows == "auto":
         return max_rows
-    if not isinstance(max_rows, (int, np.integer)) or isinstance(max_rows, bool) or max_rows < 1:
+    if not is_count(max_rows):
         raise ValueError(f"max_rows must be a positive integer, None or 'auto', got {max_rows!r}")
     return int(max_rows)
 
@@ -256,7 +256,7 @@ class Trainer:
         n = xd.shape[0]
         if batch_size in (None, "full"):
             batch_size = n
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        if not is_count(batch_size):
             raise ValueError(f"batch_size must be a positive integer, 'full' or None, got {batch_size!r}")
         batch_size = min(int(batch_size), n)
         smallest = n % batch_size or batch_size

@@ -707,7 +707,8 @@ def test_train_a_cnn_and_evaluate_it(tmp_path):
 
 
 def test_every_grid_run_records_the_train_command_that_repeats_it(tmp_path):
-    from nnbackend.commands.train import command_for, config_from_args
+    from nnbackend.commands.train import config_from_args
+    from nnbackend.runs import command_for
 
     configs = [run.config for run in plan(sorted({*paper.TABLES, *paper.CLASS_REPORTS, *paper.BEYOND}),
                                           paper.FULL, tmp_path)]

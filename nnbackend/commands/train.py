@@ -136,51 +136,6 @@ def _config(args: argparse.Namespace, hyperparameters: dict) -> RunConfig:
     )
 
 
-def command_for(config: RunConfig) -> list[str]:
-    """The ``nnbackend train`` command line that trains ``config`` (what ``reproduce`` records for each of
-    its runs)."""
-    argv = ["nnbackend", "train", "--data", config.data]
-    if config.data_dir:
-        argv += ["--data-dir", config.data_dir]
-    if config.split != "paper":
-        argv += ["--split", config.split]
-    if config.split_seed != 42:
-        argv += ["--split-seed", str(config.split_seed)]
-    if config.subset:
-        argv += ["--subset", ",".join(map(str, config.subset))]
-    if config.model == "mlp":
-        argv += ["--layers", ",".join(map(str, config.layers)), "--activation", config.activation]
-    else:
-        argv += ["--model", config.model]
-    argv += ["--loss", config.loss, "--optimizer", config.optimizer]
-    if config.lr is not None:
-        argv += ["--lr", repr(config.lr)]
-    for name, value in config.hyperparameters.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            argv += [flag] if value else []
-        else:
-            argv += [flag, ",".join(map(repr, value)) if isinstance(value, (list, tuple)) else repr(value)]
-    argv += ["--epochs", str(config.epochs), "--batch-size", "full" if config.batch_size is None else str(config.batch_size)]
-    if config.max_rows != "auto":
-        argv += ["--max-rows", "none" if config.max_rows is None else str(config.max_rows)]
-    if config.lr_factor != 1:
-        argv += ["--lr-factor", repr(config.lr_factor)]
-    if config.eval_every != 1:
-        argv += ["--eval-every", str(config.eval_every)]
-    if config.early_stopping:
-        argv += ["--early-stopping", str(config.early_stopping)]
-        if config.min_delta:
-            argv += ["--min-delta", repr(config.min_delta)]
-    if config.backend != "auto":
-        argv += ["--backend", config.backend]
-    if config.dtype != "float32":
-        argv += ["--dtype", config.dtype]
-    if config.seed != 0:
-        argv += ["--seed", str(config.seed)]
-    return argv
-
-
 def default_out(config: RunConfig) -> Path:
     stem = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{config.data}-{config.optimizer}"
     out, n = Path(stem), 1
