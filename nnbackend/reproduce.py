@@ -123,14 +123,14 @@ def _as_json(config: RunConfig) -> dict[str, Any]:
 def unfinished(runs: list[GridRun]) -> list[GridRun]:
     """The runs still to train. Those whose folder holds a finished run of the same configuration get its
     metrics and the status ``"skipped"``; a folder holding a finished run of other settings is an error."""
-    todo = []
+    to_train = []
     for run in runs:
         run.metrics = _finished(run)
         if run.metrics is not None:
             run.status = "skipped"
         else:
-            todo.append(run)
-    return todo
+            to_train.append(run)
+    return to_train
 
 
 def _child_environment() -> dict[str, str]:
@@ -250,11 +250,11 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
     runs = plan(tables, settings, out, backend=backend, dtype=dtype, data_dir=data_dir)
     for name in sorted({run.spec.data for run in runs}):
         load(name, data_dir=data_dir)  # find (or download) each data set once, before any child needs it
-    todo = unfinished(runs)
-    jobs = max(1, min(jobs, len(todo) or 1))
+    to_train = unfinished(runs)
+    jobs = max(1, min(jobs, len(to_train) or 1))
     where = f" with {jobs} processes of 1 BLAS thread each" if jobs > 1 else " in this process"
-    log(f"{len(runs)} runs for tables {', '.join(map(str, tables))}: {len(runs) - len(todo)} finished earlier, "
-        + (f"{len(todo)} to train on {chosen.describe()}{where}" if todo else "nothing left to train"))
+    log(f"{len(runs)} runs for tables {', '.join(map(str, tables))}: {len(runs) - len(to_train)} finished earlier, "
+        + (f"{len(to_train)} to train on {chosen.describe()}{where}" if to_train else "nothing left to train"))
     done = 0
     for run in runs:
         if run.status == "skipped":
@@ -266,9 +266,9 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
         done += 1
         log(progress_line(done, len(runs), run))
 
-    train_runs(todo, jobs=jobs, on_finished=finished)
+    train_runs(to_train, jobs=jobs, on_finished=finished)
     invocation = {"started": started_at, "wall_time_s": time.perf_counter() - started,
-                  "trained": len(todo), "jobs": jobs, "backend": chosen.describe()}
+                  "trained": len(to_train), "jobs": jobs, "backend": chosen.describe()}
     context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": machine(),
                "invocations": _earlier_invocations(out) + [invocation]}
     report = out / "report.md"

@@ -142,16 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to train: give --seeds or --split-seeds (other than 42)")
     runs = study(args.table, args.seeds, args.split_seeds, args.out, quick=args.quick, epochs=args.epochs)
     load(runs[0][1].config.data)  # find the data once, before any child needs it
-    todo = unfinished([run for _, run in runs])
+    to_train = unfinished([run for _, run in runs])
     started, done = time.perf_counter(), 0
-    print(f"{len(runs)} runs, {len(todo)} to train")
+    print(f"{len(runs)} runs, {len(to_train)} to train")
 
     def finished(run: GridRun) -> None:
         nonlocal done
         done += 1
-        print(progress_line(done, len(todo), run).replace(run.key, run.folder.name, 1), flush=True)
+        print(progress_line(done, len(to_train), run).replace(run.key, run.folder.name, 1), flush=True)
 
-    train_runs(todo, jobs=min(args.jobs, len(todo) or 1), on_finished=finished)
+    train_runs(to_train, jobs=min(args.jobs, len(to_train) or 1), on_finished=finished)
     reduced = args.quick or args.epochs is not None  # not the paper's setting: the report must not cite it
     summary = summarise(args.table, runs, time.perf_counter() - started, reduced)
     write_json(args.out / "spread.json", summary)

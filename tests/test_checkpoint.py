@@ -152,6 +152,12 @@ def uninterrupted():
     return trainer.model.state_dict(), history
 
 
+def assert_same_state(model, expected) -> None:
+    """Every array of ``model``'s state equals ``expected``'s, bit for bit."""
+    for name, value in expected.items():
+        np.testing.assert_array_equal(model.state_dict()[name], value, err_msg=name)
+
+
 def interrupt_after(trainer, steps):
     """Make the optimizer request an interrupt after its ``steps``-th step (instance patch: the
     optimizer's type, which checkpoints record, stays Adam)."""
@@ -176,8 +182,7 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps):
     assert ckpt.exists()
     second = nb.Trainer(model(seed=99), optimizer=O.Adam(0.5))  # everything comes from the checkpoint
     history = fit(second, checkpoint=ckpt, resume=True)
-    for name, value in expected.items():
-        np.testing.assert_array_equal(second.model.state_dict()[name], value, err_msg=name)
+    assert_same_state(second.model, expected)
     assert history.epoch == expected_history.epoch
     assert history.val_loss == expected_history.val_loss
     assert second.optimizer.lr == 0.01 and second.optimizer.steps == 30
@@ -205,8 +210,7 @@ def test_a_checkpoint_named_without_npz_resumes(tmp_path):
     assert (tmp_path / "ckpt.npz").exists()
     trainer = nb.Trainer(model(seed=99), optimizer=O.Adam(0.01))
     fit(trainer, checkpoint=tmp_path / "ckpt", resume=True)
-    for name, value in expected.items():
-        np.testing.assert_array_equal(trainer.model.state_dict()[name], value)
+    assert_same_state(trainer.model, expected)
 
 
 def test_resuming_with_other_data_or_early_stopping_is_refused(tmp_path):
@@ -229,8 +233,7 @@ def test_stopping_at_an_epoch_and_resuming_for_more_epochs_is_exact(tmp_path):
     fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=2)
     trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
     fit(trainer, checkpoint=ckpt, resume=True, epochs=6)
-    for name, value in expected.items():
-        np.testing.assert_array_equal(trainer.model.state_dict()[name], value)
+    assert_same_state(trainer.model, expected)
 
 
 def test_ctrl_c_finishes_the_step_and_writes_a_checkpoint(tmp_path):
@@ -250,8 +253,7 @@ def test_ctrl_c_finishes_the_step_and_writes_a_checkpoint(tmp_path):
     resumed = nb.Trainer(model(), optimizer=O.Adam(0.01))
     fit(resumed, checkpoint=ckpt, resume=True)
     expected, _ = uninterrupted()
-    for name, value in expected.items():
-        np.testing.assert_array_equal(resumed.model.state_dict()[name], value)
+    assert_same_state(resumed.model, expected)
 
 
 def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path):
@@ -272,8 +274,7 @@ def test_resume_without_a_checkpoint_file_starts_afresh(tmp_path):
     expected, _ = uninterrupted()
     trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
     fit(trainer, checkpoint=tmp_path / "new.npz", resume=True)
-    for name, value in expected.items():
-        np.testing.assert_array_equal(trainer.model.state_dict()[name], value)
+    assert_same_state(trainer.model, expected)
     with pytest.raises(ValueError, match="resume=True needs checkpoint=PATH"):
         fit(trainer, resume=True)
 
