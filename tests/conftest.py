@@ -60,3 +60,19 @@ def mnist_dir() -> Path:
     if not root or not (Path(root) / "mnist").is_dir():
         pytest.skip("real MNIST files not found: set NNBACKEND_DATA to a folder holding mnist/ (e.g. ../shared/data)")
     return Path(root)
+
+
+@pytest.fixture(params=["numba", "numpy"])
+def adam_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on each of Adam's NumPy paths: Numba's one fused pass (skipped when Numba is not
+    installed) and NumPy's chain of in-place ufuncs."""
+    from nnbackend import fused
+
+    if request.param == "numba":
+        pytest.importorskip("numba", reason="Numba is not installed (pip install nnbackend[fast])")
+        monkeypatch.delenv(fused.ENV_VAR, raising=False)
+        monkeypatch.setattr(fused, "_kernels", fused._UNSET)
+        assert fused.available(), "Numba is installed but the fused kernels did not compile"
+    else:
+        monkeypatch.setattr(fused, "_kernels", None)
+    return request.param

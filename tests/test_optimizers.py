@@ -17,12 +17,14 @@ SHIFT = RNG.standard_normal((4, 3))
 
 
 def gradient(p: np.ndarray) -> np.ndarray:
-    """Gradient of sum(CURV * p^2 / 2 + SHIFT * p): depends on p, so every step differs."""
-    return CURV * p + SHIFT
+    """Gradient of sum(CURV * p^2 / 2 + SHIFT * p), in p's dtype: depends on p, so every step differs."""
+    return (CURV * p + SHIFT).astype(p.dtype, copy=False)
 
 
 def run(optimizer: O.Optimizer, steps: int = 5, p0: np.ndarray = P0) -> np.ndarray:
-    params = {"p": p0.copy()}
+    start = p0.copy()
+    start.flags.writeable = p0.flags.writeable  # a read-only start keeps the functional path
+    params = {"p": start}
     for _ in range(steps):
         params = optimizer.update(params, {"p": gradient(params["p"])})
     return params["p"]
@@ -216,10 +218,14 @@ IN_PLACE = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,make", IN_PLACE, ids=[c[0] for c in IN_PLACE])
-def test_the_in_place_path_gives_exactly_the_functional_values(name, make, dtype):
+def test_the_in_place_path_gives_exactly_the_functional_values(name, make, dtype, adam_path):
     writeable, frozen = P0.astype(dtype), P0.astype(dtype)
     frozen.flags.writeable = False  # read-only parameters keep the functional path for good
-    np.testing.assert_array_equal(run(make(), steps=6, p0=writeable), run(make(), steps=6, p0=frozen))
+    in_place, functional = make(), make()
+    np.testing.assert_array_equal(run(in_place, steps=6, p0=writeable), run(functional, steps=6, p0=frozen))
+    assert in_place._in_place == {"p": True} and functional._in_place == {"p": False}
+    for key, value in functional.state["p"].items():
+        np.testing.assert_array_equal(in_place.state["p"][key], value)
 
 
 def test_state_is_updated_in_place_for_writeable_parameters_only(monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import fused
 from ..backend import namespace_of
 from ..inplace import ufuncs
 from .base import Optimizer, check_positive, check_unit_interval
@@ -80,6 +81,11 @@ class Adam(Optimizer):
         if "exp_avg" not in state:
             state["exp_avg"], state["exp_avg_sq"] = lib.zeros_like(param), lib.zeros_like(param)
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        step_size, root_correction = self._corrections(step)
+        new = fused.adam_step(param, grad, m, v, beta1=beta1, beta2=beta2, eps=self.eps,
+                              step_size=step_size, root_correction=root_correction)
+        if new is not None:  # one compiled pass (NumPy with Numba), the same values
+            return new
         work = self._work_buffer(name, param)
         m *= beta1
         lib.multiply(grad, 1 - beta1, out=work)
@@ -88,7 +94,6 @@ class Adam(Optimizer):
         lib.multiply(grad, grad, out=work)
         work *= 1 - beta2
         v += work
-        step_size, root_correction = self._corrections(step)
         lib.sqrt(v, out=work)
         work /= root_correction
         work += self.eps
