@@ -813,7 +813,7 @@ def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     info["blas"] = "threadpoolctl not installed" if pools is None else [
         {k: p.get(k) for k in ("internal_api", "prefix", "version", "architecture", "num_threads", "threading_layer")}
         for p in pools if p.get("user_api") == "blas"]
-    for module in ("array_api_compat", "array_api_strict", "numba", "torch", "jax", "jaxlib", "cupy"):
+    for module in ("array_api_compat", "array_api_strict", "torch", "jax", "jaxlib", "cupy"):
         try:
             info["versions"][module] = __import__(module).__version__
         except Exception:  # noqa: BLE001 - not installed (or unusable) here
@@ -821,13 +821,13 @@ def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     import nnbackend
 
     info["versions"]["nnbackend"] = nnbackend.__version__
-    # Whether the numpy contenders get the Numba-fused optimizer pass (nnbackend.fused), as a worker sees it.
-    probe = "from nnbackend import fused; print(fused.available())"
+    # Whether the numpy contenders get the compiled one-pass Adam (nnbackend.fused), as a worker sees it.
+    probe = "from nnbackend import fused; print(fused.describe())"
     try:
         info["fused_kernels"] = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                                               text=True, timeout=120, check=False, cwd=REPO).stdout.strip() == "True"
+                                               text=True, timeout=120, check=False, cwd=REPO).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
-        info["fused_kernels"] = None
+        info["fused_kernels"] = "unknown"
     try:
         info["git"] = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                                      capture_output=True, text=True, check=False).stdout.strip()
@@ -892,8 +892,7 @@ def machine_text(m: dict[str, Any]) -> str:
             f"- BLAS (NumPy): {blas}\n- Python {m['python']} on {m['platform']}\n- {versions}\n"
             f"- BLAS/OpenMP/JAX environment: {env}\n- engine commit: {m.get('git', '?')}")
     if "fused_kernels" in m:
-        state = {True: "on (Numba)", False: "off (NumPy's multi-pass chain)"}.get(m["fused_kernels"], "unknown")
-        text += f"\n- nnbackend's fused Adam pass: {state}"
+        text += f"\n- nnbackend's fused Adam pass (NumPy): {m['fused_kernels']}"
     if m.get("gpu"):
         text += f"\n- GPU: {m['gpu']}"
     return text

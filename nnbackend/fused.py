@@ -1,39 +1,46 @@
-"""Fused element-wise kernels for NumPy arrays, compiled with Numba when it is installed.
+"""Fused element-wise kernels for NumPy arrays, from a small optional C module (``nnbackend/_fused.c``).
 
 NumPy runs a chain of element-wise operations as one pass over memory per operation. For Adam that is
 13 passes over every parameter per step (``m``, ``v``, the denominator, the step), which at batch 128
-on a 784-512-256-10 network is about a third of a CPU epoch; a compiled loop does the same work in one
-pass, as XLA does for a ``jax.jit`` step. The kernels here compute exactly the operations of the
-NumPy path, in the same order and the same dtype: Numba compiles without fast-math, so nothing is
-reassociated or contracted into fused multiply-adds, and the results are bit-identical (tested).
+on a 784-512-256-10 network is about a quarter of a CPU epoch; one compiled loop does the same work in
+one pass, as XLA does for a ``jax.jit`` step. The kernels compute exactly the operations of the NumPy
+path, in the same order and the same dtype (built without fused multiply-adds or fast-math), so the
+results are bit-identical (tested).
 
-Numba is optional (``pip install nnbackend[fast]``). Without it, with ``NNBACKEND_FUSED=0``, or for
-arrays a kernel does not take (other libraries, other dtypes than float32 / float64, non-contiguous
-memory), callers keep their NumPy path. The first use in a process imports Numba and loads the
-compiled kernels from Numba's on-disk cache (compiling them, about a second, the first time).
+``pip install`` compiles the module where a C compiler is present and skips it where none is. Without it,
+with ``NNBACKEND_FUSED=0``, or for arrays a kernel does not take (other libraries, dtypes other than
+float32 / float64, non-contiguous memory), callers run their NumPy path.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ENV_VAR", "adam_step", "available"]
+__all__ = ["ENV_VAR", "adam_step", "available", "describe"]
 
 ENV_VAR = "NNBACKEND_FUSED"
+#: The ``KERNELS_VERSION`` of ``_fused.c`` this module calls; an older build is not used.
+KERNELS_VERSION = 1
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOATS = {np.dtype(np.float32): "adam_float32", np.dtype(np.float64): "adam_float64"}
 _UNSET = object()
-_kernels: Any = _UNSET  # the compiled kernels, None when unavailable; decided on first use
+_kernels: Any = _UNSET  # the compiled module, None when unavailable; decided on first use
+_why_not = ""  # why the kernels are unavailable, for describe()
 
 
 def available() -> bool:
-    """True when the fused kernels are in use in this process (Numba installed, not turned off)."""
+    """True when the fused kernels are in use in this process (built, and not turned off)."""
     return _load() is not None
+
+
+def describe() -> str:
+    """One line for ``nnbackend backends``: whether the fused kernels are on here, and if not, why."""
+    return "on (compiled C module nnbackend._fused)" if _load() is not None else f"off: {_why_not}"
 
 
 def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, *,
@@ -62,11 +69,9 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
     kernels = _load()
     if kernels is None:
         return None
-    scalar = param.dtype.type  # constants rounded to the arrays' dtype, as NumPy does with Python floats
     new = np.empty_like(param)
-    kernels.adam(param.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1),
-                 new.reshape(-1), scalar(beta1), scalar(1 - beta1), scalar(beta2), scalar(1 - beta2),
-                 scalar(root_correction), scalar(eps), scalar(step_size))
+    getattr(kernels, _FLOATS[param.dtype])(param, grad, exp_avg, exp_avg_sq, new, beta1, 1 - beta1, beta2,
+                                           1 - beta2, root_correction, eps, step_size)
     return new
 
 
@@ -77,41 +82,23 @@ def _fusable(arrays: tuple[Any, ...]) -> bool:
 
 
 def _load() -> Any:
-    global _kernels
+    global _kernels, _why_not
     if _kernels is _UNSET:
-        _kernels = None if os.environ.get(ENV_VAR, "1").strip() == "0" else _compile()
-    return _kernels
-
-
-def _compile() -> SimpleNamespace | None:
-    try:
-        import numba
-    except ImportError:  # not installed, or a version that does not support this NumPy
-        return None
-    # error_model="numpy": division by zero gives inf/nan as NumPy does, and the loop vectorises
-    # (Python's error model checks every division and does not).
-    failure = None
-    for cache in (True, False):  # without a writable cache location Numba compiles in memory only
+        _kernels = None
+        if os.environ.get(ENV_VAR, "1").strip() == "0":
+            _why_not = f"{ENV_VAR}=0"
+            return None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Numba's cache warnings; a failure is reported below
-                kernel = numba.njit(cache=cache, nogil=True, error_model="numpy")(_adam_loop)
-                for dtype in _FLOATS:  # compile (or load) both signatures now, not inside a step
-                    one = np.ones(1, dtype)
-                    kernel(one, one, one.copy(), one.copy(), one.copy(), *[dtype.type(0.5)] * 7)
-            return SimpleNamespace(adam=kernel)
-        except Exception as error:  # noqa: BLE001 - any failure means: use the NumPy path
-            failure = error
-    warnings.warn(f"nnbackend: Numba is installed but its kernels did not compile ({failure}); "
-                  f"the optimizers use NumPy's slower multi-pass path", RuntimeWarning, stacklevel=3)
-    return None
-
-
-def _adam_loop(p, g, m, v, out, b1, one_minus_b1, b2, one_minus_b2, root_correction, eps, step_size):  # pragma: no cover - compiled
-    for i in range(p.size):
-        gi = g[i]
-        mi = m[i] * b1 + gi * one_minus_b1
-        vi = v[i] * b2 + (gi * gi) * one_minus_b2
-        m[i] = mi
-        v[i] = vi
-        out[i] = p[i] - (mi / (np.sqrt(vi) / root_correction + eps)) * step_size
+            _fused = importlib.import_module(f"{__package__}._fused")
+        except ImportError:
+            _why_not = ("the C module was not built (no C compiler when nnbackend was installed; "
+                        "reinstall with one present)")
+            return None
+        if getattr(_fused, "KERNELS_VERSION", None) != KERNELS_VERSION:
+            _why_not = (f"the built C module is version {getattr(_fused, 'KERNELS_VERSION', '?')}, this code "
+                        f"needs {KERNELS_VERSION}: rebuild it (pip install -e . in a checkout)")
+            warnings.warn(f"nnbackend: {_why_not}; the optimizers use NumPy's slower multi-pass path",
+                          RuntimeWarning, stacklevel=3)
+            return None
+        _kernels = _fused
+    return _kernels

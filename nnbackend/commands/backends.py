@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import fused
 from ..backend import BackendUnavailableError, available_backends, get_backend
 
 
@@ -36,4 +37,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nauto picks: {auto.describe()} ({auto.note})")
     except BackendUnavailableError as exc:  # pragma: no cover - numpy is always there
         print(f"\nauto picks nothing: {exc}")
+    print(f"fused Adam pass on NumPy: {fused.describe()}")
     return 0

@@ -1,0 +1,119 @@
+/* Fused element-wise kernels for nnbackend's NumPy path (see nnbackend/fused.py, which is the only caller).
+ *
+ * Each kernel is one loop over contiguous memory doing what NumPy does in a chain of whole-array passes,
+ * with the same operations in the same order and the same precision, so the results are bit-identical.
+ * That needs IEEE arithmetic as written: the build passes -ffp-contract=off (no fused multiply-adds) and
+ * never -ffast-math; sqrt is correctly rounded in both.
+ *
+ * The arrays arrive through the buffer protocol (C-contiguous, checked here by the protocol itself) and the
+ * loops run without the GIL. No NumPy headers are needed.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+/* Bumped whenever a kernel's signature or arithmetic changes; fused.py refuses a stale build. */
+#define KERNELS_VERSION 1
+
+/* On x86-64 Linux the loops are compiled three times, for AVX-512, AVX2 and the SSE2 baseline, and the
+ * loader picks the widest the CPU has: sqrt and division, not memory, bound these loops. Element-wise
+ * IEEE operations give the same bits at every width. */
+#if defined(__linux__) && defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDEST_VECTORS
+#endif
+
+/* One Adam step per element, in the order of Adam._update (nnbackend/optimizers/adam.py):
+ * m = m * b1 + g * (1 - b1); v = v * b2 + (g * g) * (1 - b2);
+ * out = p - m / (sqrt(v) / root_correction + eps) * step_size. */
+#define ADAM_LOOP(T, SQRT)                                                                          \
+    WIDEST_VECTORS static void adam_loop_##T(const T *p, const T *g, T *m, T *v, T *out, Py_ssize_t n, T b1, T omb1, \
+                              T b2, T omb2, T root_correction, T eps, T step_size)                   \
+    {                                                                                                \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                         \
+            T gi = g[i];                                                                             \
+            T mi = m[i] * b1 + gi * omb1;                                                            \
+            T vi = v[i] * b2 + (gi * gi) * omb2;                                                     \
+            m[i] = mi;                                                                               \
+            v[i] = vi;                                                                               \
+            out[i] = p[i] - (mi / (SQRT(vi) / root_correction + eps)) * step_size;                   \
+        }                                                                                            \
+    }
+
+ADAM_LOOP(float, sqrtf)
+ADAM_LOOP(double, sqrt)
+
+static void release(Py_buffer *buffers, int count)
+{
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(&buffers[i]);
+}
+
+/* Checks that the five buffers hold the same number of items of `itemsize` bytes; returns that number,
+ * or -1 with a ValueError set. */
+static Py_ssize_t common_length(Py_buffer *buffers, Py_ssize_t itemsize)
+{
+    Py_ssize_t bytes = buffers[0].len;
+    for (int i = 1; i < 5; i++) {
+        if (buffers[i].len != bytes) {
+            PyErr_Format(PyExc_ValueError, "adam: array %d has %zd bytes, array 0 has %zd", i, buffers[i].len,
+                         bytes);
+            return -1;
+        }
+    }
+    if (bytes % itemsize != 0) {
+        PyErr_Format(PyExc_ValueError, "adam: %zd bytes is not a whole number of %zd-byte items", bytes, itemsize);
+        return -1;
+    }
+    return bytes / itemsize;
+}
+
+#define ADAM_FUNCTION(T)                                                                              \
+    static PyObject *adam_##T(PyObject *self, PyObject *args)                                         \
+    {                                                                                                 \
+        Py_buffer b[5]; /* p, g (read), m, v, out (written) */                                       \
+        double b1, omb1, b2, omb2, root_correction, eps, step_size;                                   \
+        (void)self;                                                                                   \
+        if (!PyArg_ParseTuple(args, "y*y*w*w*w*ddddddd", &b[0], &b[1], &b[2], &b[3], &b[4], &b1, &omb1, \
+                              &b2, &omb2, &root_correction, &eps, &step_size))                        \
+            return NULL;                                                                              \
+        Py_ssize_t n = common_length(b, (Py_ssize_t)sizeof(T));                                      \
+        if (n < 0) {                                                                                  \
+            release(b, 5);                                                                            \
+            return NULL;                                                                              \
+        }                                                                                             \
+        Py_BEGIN_ALLOW_THREADS                                                                        \
+        /* Constants rounded once to T, as NumPy rounds a Python float to the array's dtype. */       \
+        adam_loop_##T((const T *)b[0].buf, (const T *)b[1].buf, (T *)b[2].buf, (T *)b[3].buf,         \
+                      (T *)b[4].buf, n, (T)b1, (T)omb1, (T)b2, (T)omb2, (T)root_correction, (T)eps,   \
+                      (T)step_size);                                                                  \
+        Py_END_ALLOW_THREADS                                                                          \
+        release(b, 5);                                                                                \
+        Py_RETURN_NONE;                                                                               \
+    }
+
+ADAM_FUNCTION(float)
+ADAM_FUNCTION(double)
+
+static PyMethodDef methods[] = {
+    {"adam_float32", adam_float, METH_VARARGS,
+     "adam_float32(p, g, m, v, out, b1, 1-b1, b2, 1-b2, root_correction, eps, step_size): one Adam step over "
+     "float32 buffers; m, v and out are written."},
+    {"adam_float64", adam_double, METH_VARARGS, "adam_float32 for float64 buffers."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "nnbackend._fused", "Fused element-wise kernels (see nnbackend/fused.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fused(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "KERNELS_VERSION", KERNELS_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
