@@ -62,21 +62,29 @@ def mnist_dir() -> Path:
     return Path(root)
 
 
-@pytest.fixture(params=["fused", "numpy"])
-def adam_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test on each of Adam's NumPy paths: the compiled one-pass kernel (``nnbackend/_fused.c``)
-    and NumPy's chain of in-place ufuncs."""
+@pytest.fixture
+def fused_kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The compiled kernels (``nnbackend/_fused.c``), loaded afresh; skipped where they were not built,
+    a failure on CI (``pip install`` must have built them there)."""
     from nnbackend import fused
 
-    monkeypatch.setattr(fused, "_kernels", fused._UNSET if request.param == "fused" else None)
     monkeypatch.delenv(fused.ENV_VAR, raising=False)
-    if request.param == "fused" and not fused.available():
-        _missing_kernels(request, fused.describe())
+    monkeypatch.setattr(fused, "_kernels", fused._UNSET)
+    if not fused.available():
+        if os.environ.get("CI"):
+            pytest.fail(f"the fused kernels are missing on CI: {fused.describe()}")
+        pytest.skip(f"fused kernels unavailable: {fused.describe()}")
+    return fused._kernels
+
+
+@pytest.fixture(params=["fused", "numpy"])
+def adam_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on each of Adam's NumPy paths: the compiled one-pass kernel and NumPy's chain of
+    in-place ufuncs."""
+    from nnbackend import fused
+
+    if request.param == "fused":
+        request.getfixturevalue("fused_kernels")
+    else:
+        monkeypatch.setattr(fused, "_kernels", None)
     return request.param
-
-
-def _missing_kernels(request: pytest.FixtureRequest, why: str) -> None:
-    """Skip without the compiled kernels; fail on CI, where pip install must have built them."""
-    if os.environ.get("CI"):
-        pytest.fail(f"the fused kernels are missing on CI: {why}")
-    pytest.skip(f"fused kernels unavailable: {why}")

@@ -14,18 +14,6 @@ from nnbackend import fused
 from nnbackend import optimizers as O
 
 
-@pytest.fixture
-def kernels(request, monkeypatch):
-    """The compiled module, loaded afresh (skipped where it was not built; a failure on CI)."""
-    from tests.conftest import _missing_kernels
-
-    monkeypatch.delenv(fused.ENV_VAR, raising=False)
-    monkeypatch.setattr(fused, "_kernels", fused._UNSET)
-    if not fused.available():
-        _missing_kernels(request, fused.describe())
-    return fused._kernels
-
-
 def numpy_chain(p, g, m, v, b1, b2, eps, step_size, root_correction):
     """Adam's NumPy in-place path, written out: the reference the kernel must match exactly."""
     m *= b1
@@ -43,7 +31,7 @@ def numpy_chain(p, g, m, v, b1, b2, eps, step_size, root_correction):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_kernel_is_bit_identical_to_the_numpy_chain(dtype, kernels):
+def test_the_kernel_is_bit_identical_to_the_numpy_chain(dtype, fused_kernels):
     rng = np.random.default_rng(3)
     p = rng.standard_normal(4099).astype(dtype)  # not a multiple of any vector width
     g_scale = np.logspace(-18, 18, p.size).astype(dtype)  # subnormal to huge squares; zeros below
@@ -101,7 +89,7 @@ def test_arrays_the_kernel_does_not_take_are_left_to_numpy(problem, adam_path):
     np.testing.assert_array_equal(m, m_before)  # nothing written
 
 
-def test_other_libraries_are_left_alone(kernels):
+def test_other_libraries_are_left_alone(fused_kernels):
     torch = pytest.importorskip("torch")
     t = torch.ones(3)
     assert fused.adam_step(t, t, t.clone(), t.clone(), beta1=0.9, beta2=0.999, eps=1e-8, step_size=0.01,
@@ -130,9 +118,9 @@ def test_without_the_built_module_the_numpy_path_runs_silently(monkeypatch, recw
                            root_correction=0.03) is None
 
 
-def test_a_stale_build_is_reported_once_and_not_used(kernels, monkeypatch):
+def test_a_stale_build_is_reported_once_and_not_used(fused_kernels, monkeypatch):
     monkeypatch.setattr(fused, "_kernels", fused._UNSET)
-    monkeypatch.setattr(fused, "KERNELS_VERSION", kernels.KERNELS_VERSION + 1)
+    monkeypatch.setattr(fused, "KERNELS_VERSION", fused_kernels.KERNELS_VERSION + 1)
     with pytest.warns(RuntimeWarning, match="rebuild it.*NumPy's slower multi-pass path"):
         assert fused.available() is False
     assert fused.available() is False  # decided once per process: no second warning
@@ -140,7 +128,7 @@ def test_a_stale_build_is_reported_once_and_not_used(kernels, monkeypatch):
 
 
 @pytest.mark.parametrize("bad", ["short output", "read-only moments", "not contiguous", "not a buffer"])
-def test_the_c_module_checks_its_buffers(kernels, bad):
+def test_the_c_module_checks_its_buffers(fused_kernels, bad):
     arrays = [np.ones(8, np.float32) for _ in range(5)]
     error = ValueError
     if bad == "short output":
@@ -155,5 +143,5 @@ def test_the_c_module_checks_its_buffers(kernels, bad):
         arrays[0] = [1.0] * 8
         error = TypeError
     with pytest.raises(error):
-        kernels.adam_float32(*arrays, 0.9, 0.1, 0.999, 0.001, 0.03, 1e-8, 0.01)
+        fused_kernels.adam_float32(*arrays, 0.9, 0.1, 0.999, 0.001, 0.03, 1e-8, 0.01)
     assert all((a == 1).all() for a in arrays[2:] if isinstance(a, np.ndarray))  # nothing written
