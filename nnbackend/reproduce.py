@@ -269,8 +269,12 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
     train_runs(to_train, jobs=jobs, on_finished=finished)
     invocation = {"started": started_at, "wall_time_s": time.perf_counter() - started,
                   "trained": len(to_train), "jobs": jobs, "backend": chosen.describe()}
+    history = _earlier_invocations(out)
+    # An invocation that trained nothing only re-rendered the report: the grid's history keeps the ones
+    # that trained (their wall times add up to the grid's), and the report says what this one did.
     context = {"settings": settings, "backend": chosen.describe(), "tables": tables, "machine": machine(),
-               "invocations": _earlier_invocations(out) + [invocation]}
+               "invocations": history + [invocation] if to_train or not history else history,
+               "now": invocation}
     report = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
     write_text(report, render_report(runs, context))
@@ -279,11 +283,13 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
 
 
 def _earlier_invocations(out: Path) -> list[dict[str, Any]]:
-    """The invocations recorded in an earlier results.json of this grid folder (a resumed grid's history)."""
+    """The invocations that trained runs, recorded in an earlier results.json of this grid folder (a resumed
+    grid's history)."""
     try:
-        return list(json.loads((out / "results.json").read_text(encoding="utf-8")).get("invocations", []))
+        recorded = json.loads((out / "results.json").read_text(encoding="utf-8")).get("invocations", [])
     except (OSError, ValueError):
         return []
+    return [i for i in recorded if i.get("trained")]
 
 
 def _results(runs: list[GridRun], context: dict[str, Any]) -> dict[str, Any]:
@@ -501,7 +507,7 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
     """report.md: settings, machine, wall times, then each chosen table with the paper's numbers beside ours."""
     settings: GridSettings = context["settings"]
     invocations = context["invocations"]
-    now = invocations[-1]
+    now = context.get("now", invocations[-1])
     by_key = {run.key: run for run in runs}
     machine = context["machine"]
     beyond = any(number in BEYOND for number in context["tables"])
@@ -534,14 +540,17 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
         "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss); a run whose training loss in its last "
         "epoch is higher than in its first is marked as not converged (it collapsed onto a few classes; its final accuracy "
         "is a matter of rounding, and the paper's learning rate 0.05 runs look the same)",
-        f"- backend: {context['backend']}; this invocation trained {now['trained']} run(s)"
-        + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1
-           else " in one process"),
+        f"- backend: {context['backend']}; "
+        + (f"this invocation trained {now['trained']} run(s)"
+           + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1
+              else " in one process")
+           if now["trained"] else "this invocation trained nothing: it rendered the report from the runs' saved "
+           "results"),
         f"- machine: {machine['platform']}, {machine['processor']}, {machine['cpu_count']} cores; "
         f"Python {machine['python']}, NumPy {machine['numpy']}",
         f"- wall time: {_duration(sum(i['wall_time_s'] for i in invocations))} for the grid"
-        + (f" over {len(invocations)} invocations (this one {_duration(now['wall_time_s'])})"
-           if len(invocations) > 1 else "")
+        + (f" over {len(invocations)} invocations that trained runs" if len(invocations) > 1 else "")
+        + (f" (this one {_duration(now['wall_time_s'])})" if now["trained"] and len(invocations) > 1 else "")
         + f"; the runs' own times add up to {_duration(run_times)}",
         f"- runs: {len(runs)} distinct ({trained} trained now, {earlier} finished earlier"
         + (f", **{failed} failed**" if failed else "") + ")",
