@@ -84,7 +84,7 @@ class Adam(Optimizer):
         step_size, root_correction = self._corrections(step)
         new = fused.adam_step(param, grad, m, v, beta1=beta1, beta2=beta2, eps=self.eps,
                               step_size=step_size, root_correction=root_correction)
-        if new is not None:  # one compiled pass (NumPy with Numba), the same values
+        if new is not None:  # NumPy with the compiled module: all of the below in one pass, same values
             return new
         work = self._work_buffer(name, param)
         m *= beta1
