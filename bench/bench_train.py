@@ -825,7 +825,7 @@ def machine(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     import nnbackend
 
     info["versions"]["nnbackend"] = nnbackend.__version__
-    # Whether the numpy contenders get the compiled one-pass Adam (nnbackend.fused), as a worker sees it.
+    # Whether the numpy contenders get the compiled kernels (nnbackend.fused), as a worker sees it.
     probe = "from nnbackend import fused; print(fused.describe())"
     try:
         info["fused_kernels"] = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
@@ -896,7 +896,7 @@ def machine_text(m: dict[str, Any]) -> str:
             f"- BLAS (NumPy): {blas}\n- Python {m['python']} on {m['platform']}\n- {versions}\n"
             f"- BLAS/OpenMP/JAX environment: {env}\n- engine commit: {m.get('git', '?')}")
     if "fused_kernels" in m:
-        text += f"\n- nnbackend's fused Adam pass (NumPy): {m['fused_kernels']}"
+        text += f"\n- nnbackend's compiled kernels (NumPy): {m['fused_kernels']}"
     if m.get("gpu"):
         text += f"\n- GPU: {m['gpu']}"
     return text

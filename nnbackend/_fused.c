@@ -13,7 +13,7 @@
 #include <math.h>
 
 /* Bumped whenever a kernel's signature or arithmetic changes; fused.py refuses a stale build. */
-#define KERNELS_VERSION 1
+#define KERNELS_VERSION 2
 
 /* On x86-64 Linux the loops are compiled three times, for AVX-512, AVX2 and the SSE2 baseline, and the
  * loader picks the widest the CPU has: sqrt and division, not memory, bound these loops. Element-wise
@@ -44,26 +44,55 @@
 ADAM_LOOP(float, sqrtf)
 ADAM_LOOP(double, sqrt)
 
+/* A Dense layer's bias and ReLU in its fresh x @ W, in place: z = maximum(z + b, 0) row by row, as NumPy's
+ * z += b; maximum(z, 0, out=z) (which gives +0.0 for -0.0 and keeps NaN). */
+#define BIAS_RELU_LOOP(T)                                                                             \
+    WIDEST_VECTORS static void bias_relu_loop_##T(T *z, const T *b, Py_ssize_t rows, Py_ssize_t cols)  \
+    {                                                                                                 \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                                       \
+            T *row = z + r * cols;                                                                    \
+            for (Py_ssize_t j = 0; j < cols; j++) {                                                   \
+                T v = row[j] + b[j];                                                                  \
+                row[j] = v <= 0 ? (T)0 : v;                                                           \
+            }                                                                                         \
+        }                                                                                             \
+    }
+
+/* ReLU's backward in the incoming gradient's memory: g = g * (y > 0), the bool mask as 1.0 / 0.0 as NumPy
+ * multiplies it (so -0.0 and NaN come out as NumPy's do). */
+#define RELU_MASK_LOOP(T)                                                                             \
+    WIDEST_VECTORS static void relu_mask_loop_##T(T *g, const T *y, Py_ssize_t n)                     \
+    {                                                                                                 \
+        for (Py_ssize_t i = 0; i < n; i++)                                                            \
+            g[i] = g[i] * (y[i] > 0 ? (T)1 : (T)0);                                                   \
+    }
+
+BIAS_RELU_LOOP(float)
+BIAS_RELU_LOOP(double)
+RELU_MASK_LOOP(float)
+RELU_MASK_LOOP(double)
+
 static void release(Py_buffer *buffers, int count)
 {
     for (int i = 0; i < count; i++)
         PyBuffer_Release(&buffers[i]);
 }
 
-/* Checks that the five buffers hold the same number of items of `itemsize` bytes; returns that number,
- * or -1 with a ValueError set. */
-static Py_ssize_t common_length(Py_buffer *buffers, Py_ssize_t itemsize)
+/* Checks that the first `count` buffers hold the same number of items of `itemsize` bytes; returns that
+ * number, or -1 with a ValueError set. */
+static Py_ssize_t common_length(const char *kernel, Py_buffer *buffers, int count, Py_ssize_t itemsize)
 {
     Py_ssize_t bytes = buffers[0].len;
-    for (int i = 1; i < 5; i++) {
+    for (int i = 1; i < count; i++) {
         if (buffers[i].len != bytes) {
-            PyErr_Format(PyExc_ValueError, "adam: array %d has %zd bytes, array 0 has %zd", i, buffers[i].len,
-                         bytes);
+            PyErr_Format(PyExc_ValueError, "%s: array %d has %zd bytes, array 0 has %zd", kernel, i,
+                         buffers[i].len, bytes);
             return -1;
         }
     }
     if (bytes % itemsize != 0) {
-        PyErr_Format(PyExc_ValueError, "adam: %zd bytes is not a whole number of %zd-byte items", bytes, itemsize);
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes is not a whole number of %zd-byte items", kernel, bytes,
+                     itemsize);
         return -1;
     }
     return bytes / itemsize;
@@ -78,7 +107,7 @@ static Py_ssize_t common_length(Py_buffer *buffers, Py_ssize_t itemsize)
         if (!PyArg_ParseTuple(args, "y*y*w*w*w*ddddddd", &b[0], &b[1], &b[2], &b[3], &b[4], &b1, &omb1, \
                               &b2, &omb2, &root_correction, &eps, &step_size))                        \
             return NULL;                                                                              \
-        Py_ssize_t n = common_length(b, (Py_ssize_t)sizeof(T));                                      \
+        Py_ssize_t n = common_length("adam", b, 5, (Py_ssize_t)sizeof(T));                                      \
         if (n < 0) {                                                                                  \
             release(b, 5);                                                                            \
             return NULL;                                                                              \
@@ -96,11 +125,62 @@ static Py_ssize_t common_length(Py_buffer *buffers, Py_ssize_t itemsize)
 ADAM_FUNCTION(float)
 ADAM_FUNCTION(double)
 
+#define BIAS_RELU_FUNCTION(T)                                                                         \
+    static PyObject *bias_relu_##T(PyObject *self, PyObject *args)                                    \
+    {                                                                                                 \
+        Py_buffer b[2]; /* z (written), bias (read) */                                                \
+        (void)self;                                                                                   \
+        if (!PyArg_ParseTuple(args, "w*y*", &b[0], &b[1]))                                            \
+            return NULL;                                                                              \
+        Py_ssize_t size = (Py_ssize_t)sizeof(T), cols = b[1].len / size;                              \
+        if (b[1].len % size != 0 || cols == 0 || b[0].len % (cols * size) != 0) {                     \
+            PyErr_Format(PyExc_ValueError, "bias_relu: %zd bytes of z are not whole rows of %zd-byte "  \
+                         "bias", b[0].len, b[1].len);                                                 \
+            release(b, 2);                                                                            \
+            return NULL;                                                                              \
+        }                                                                                             \
+        Py_BEGIN_ALLOW_THREADS                                                                        \
+        bias_relu_loop_##T((T *)b[0].buf, (const T *)b[1].buf, b[0].len / (cols * size), cols);       \
+        Py_END_ALLOW_THREADS                                                                          \
+        release(b, 2);                                                                                \
+        Py_RETURN_NONE;                                                                               \
+    }
+
+#define RELU_MASK_FUNCTION(T)                                                                         \
+    static PyObject *relu_mask_##T(PyObject *self, PyObject *args)                                    \
+    {                                                                                                 \
+        Py_buffer b[2]; /* g (written), y (read) */                                                   \
+        (void)self;                                                                                   \
+        if (!PyArg_ParseTuple(args, "w*y*", &b[0], &b[1]))                                            \
+            return NULL;                                                                              \
+        Py_ssize_t n = common_length("relu_mask", b, 2, (Py_ssize_t)sizeof(T));                       \
+        if (n < 0) {                                                                                  \
+            release(b, 2);                                                                            \
+            return NULL;                                                                              \
+        }                                                                                             \
+        Py_BEGIN_ALLOW_THREADS                                                                        \
+        relu_mask_loop_##T((T *)b[0].buf, (const T *)b[1].buf, n);                                    \
+        Py_END_ALLOW_THREADS                                                                          \
+        release(b, 2);                                                                                \
+        Py_RETURN_NONE;                                                                               \
+    }
+
+BIAS_RELU_FUNCTION(float)
+BIAS_RELU_FUNCTION(double)
+RELU_MASK_FUNCTION(float)
+RELU_MASK_FUNCTION(double)
+
 static PyMethodDef methods[] = {
     {"adam_float32", adam_float, METH_VARARGS,
      "adam_float32(p, g, m, v, out, b1, 1-b1, b2, 1-b2, root_correction, eps, step_size): one Adam step over "
      "float32 buffers; m, v and out are written."},
     {"adam_float64", adam_double, METH_VARARGS, "adam_float32 for float64 buffers."},
+    {"bias_relu_float32", bias_relu_float, METH_VARARGS,
+     "bias_relu_float32(z, b): z = maximum(z + b, 0) in place, z a C-contiguous (rows, len(b)) float32 buffer."},
+    {"bias_relu_float64", bias_relu_double, METH_VARARGS, "bias_relu_float32 for float64 buffers."},
+    {"relu_mask_float32", relu_mask_float, METH_VARARGS,
+     "relu_mask_float32(g, y): g = g * (y > 0) in place, over float32 buffers of one length."},
+    {"relu_mask_float64", relu_mask_double, METH_VARARGS, "relu_mask_float32 for float64 buffers."},
     {NULL, NULL, 0, NULL},
 };
 

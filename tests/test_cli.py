@@ -337,7 +337,7 @@ def test_backends_lists_every_backend_with_install_hints():
     for name in nb.backend.BACKEND_NAMES:
         assert name in text
     assert "auto picks: " in text
-    assert f"fused Adam pass on NumPy: {nb.fused.describe()}" in text
+    assert f"compiled kernels on NumPy: {nb.fused.describe()}" in text
     if not cupy_usable():
         assert 'pip install "nnbackend[cuda12]"' in text
 

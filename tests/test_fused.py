@@ -1,5 +1,6 @@
-"""The fused Adam pass (nnbackend/_fused.c): bit for bit NumPy's multi-pass chain, used where it can be, and
-never in the way where it cannot (not built, turned off, a stale build, arrays it does not take)."""
+"""The compiled kernels (nnbackend/_fused.c: Adam, Dense bias + ReLU, ReLU's mask): bit for bit NumPy's
+chains of passes, used where they can be, and never in the way where they cannot (not built, turned off, a
+stale build, arrays a kernel does not take)."""
 
 from __future__ import annotations
 
@@ -145,3 +146,103 @@ def test_the_c_module_checks_its_buffers(fused_kernels, bad):
     with pytest.raises(error):
         fused_kernels.adam_float32(*arrays, 0.9, 0.1, 0.999, 0.001, 0.03, 1e-8, 0.01)
     assert all((a == 1).all() for a in arrays[2:] if isinstance(a, np.ndarray))  # nothing written
+
+
+def test_the_c_module_checks_the_relu_buffers(fused_kernels):
+    z = np.ones((4, 6), np.float32)
+    with pytest.raises(ValueError, match="not whole rows"):
+        fused_kernels.bias_relu_float32(z, np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="not whole rows"):
+        fused_kernels.bias_relu_float32(z, np.ones(0, np.float32))
+    with pytest.raises(ValueError, match="relu_mask: array 1 has"):
+        fused_kernels.relu_mask_float32(z, np.ones(23, np.float32))
+    np.testing.assert_array_equal(z, 1)
+
+
+def same_bits(a, b):
+    """Equal values, NaNs in the same places, and zeros of the same sign (a NaN's sign bit means nothing)."""
+    np.testing.assert_array_equal(a, b)
+    numbers = ~np.isnan(a)
+    assert a.dtype == b.dtype and (np.signbit(a[numbers]) == np.signbit(b[numbers])).all()
+
+
+def awkward(shape, dtype, rng):
+    """Random values with the cases where a kernel could differ from NumPy: NaN, +-inf, +-0."""
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[: min(6, flat.size)] = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40], dtype)[: min(6, flat.size)]
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 512), (7, 3), (1, 1), (2, 3, 5)])
+def test_bias_relu_is_bit_identical_to_numpys_add_and_maximum(shape, dtype, fused_kernels):
+    rng = np.random.default_rng(4)
+    z, bias = awkward(shape, dtype, rng), awkward(shape[-1:], dtype, rng)
+    z.reshape(-1)[-1] = -bias[-1]  # z + b exactly 0
+    expected = z.copy()
+    with np.errstate(invalid="ignore"):  # inf + -inf
+        expected += bias
+    np.maximum(expected, 0, out=expected)
+    assert fused.bias_relu(z, bias) is True
+    same_bits(z, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 512), (7, 3), (1,), (2, 3, 5)])
+def test_relu_mask_is_bit_identical_to_numpys_multiply_by_the_mask(shape, dtype, fused_kernels):
+    rng = np.random.default_rng(5)
+    grad, y = awkward(shape, dtype, rng), awkward(shape, dtype, rng)
+    y.reshape(-1)[-1] = -0.0
+    with np.errstate(invalid="ignore"):  # inf * 0
+        expected = grad * (y > 0)
+    assert fused.relu_mask(grad, y) is True
+    same_bits(grad, expected)
+
+
+@pytest.mark.parametrize("problem", ["float16", "mixed dtypes", "not contiguous", "read-only", "wrong width",
+                                     "2-D bias"])
+def test_arrays_the_relu_kernels_do_not_take_are_left_to_numpy(problem, fused_kernels):
+    z, bias, y = np.ones((4, 6), np.float32), np.ones(6, np.float32), np.ones((4, 6), np.float32)
+    if problem == "float16":
+        z, bias, y = z.astype(np.float16), bias.astype(np.float16), y.astype(np.float16)
+    elif problem == "mixed dtypes":
+        bias, y = bias.astype(np.float64), y.astype(np.float64)
+    elif problem == "not contiguous":
+        z = np.ones((6, 4), np.float32).T
+    elif problem == "read-only":
+        z.flags.writeable = False
+    elif problem == "wrong width":
+        bias, y = np.ones(4, np.float32), np.ones((6, 4), np.float32)
+    else:
+        bias = np.ones((1, 6), np.float32)
+    before = z.copy()
+    assert fused.bias_relu(z, bias) is False
+    if problem != "2-D bias":
+        assert fused.relu_mask(z, y) is False
+    np.testing.assert_array_equal(z, before)
+
+
+def train_a_few_steps(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((64, 20)).astype(np.float32)
+    labels = rng.integers(0, 5, 64)
+    model = nb.models.mlp(20, (32, 16), 5, backend="numpy", seed=seed)
+    nb.Trainer(model, "cross_entropy", O.Adam(0.01), max_rows=24).fit(x, labels, epochs=3, batch_size=48,
+                                                                       verbose=0)
+    return model.parameters(), model.predict_on_device(x)
+
+
+def test_training_with_the_kernels_gives_exactly_the_numpy_paths_model(fused_kernels, monkeypatch):
+    calls = {"bias_relu": 0, "relu_mask": 0, "adam_step": 0}
+    for name in calls:
+        real = getattr(fused, name)
+        monkeypatch.setattr(fused, name, lambda *a, _real=real, _name=name, **k: (
+            calls.__setitem__(_name, calls[_name] + 1), _real(*a, **k))[1])
+    params, outputs = train_a_few_steps()
+    assert all(calls.values()), calls  # every kernel ran (slices of 24 rows: whole batches and slices)
+    monkeypatch.setattr(fused, "_kernels", None)  # now NumPy's chains
+    numpy_params, numpy_outputs = train_a_few_steps()
+    for name, value in numpy_params.items():
+        same_bits(params[name], value)
+    same_bits(outputs, numpy_outputs)

@@ -37,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nauto picks: {auto.describe()} ({auto.note})")
     except BackendUnavailableError as exc:  # pragma: no cover - numpy is always there
         print(f"\nauto picks nothing: {exc}")
-    print(f"fused Adam pass on NumPy: {fused.describe()}")
+    print(f"compiled kernels on NumPy: {fused.describe()}")
     return 0
