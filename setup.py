@@ -1,7 +1,8 @@
-"""The one compiled part of nnbackend: ``nnbackend/_fused.c``, the fused Adam pass for NumPy.
+"""The one compiled part of nnbackend: ``nnbackend/_fused.c``, one-pass kernels for NumPy (Adam, Dense's
+bias + ReLU, ReLU's backward mask).
 
 Everything else is configured in pyproject.toml. The module is optional: without a C compiler the
-install still succeeds and the optimizers run NumPy's multi-pass chain (same values, slower);
+install still succeeds and the engine runs NumPy's chains of passes (same values, slower);
 ``nnbackend backends`` says which path is in use.
 """
 
@@ -9,7 +10,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 # IEEE arithmetic exactly as written (no fused multiply-adds, no fast-math), so the kernel matches NumPy
-# bit for bit; -fno-math-errno only lets sqrt vectorise (it never sets errno on the values Adam sees).
+# bit for bit; -fno-math-errno only lets sqrt vectorise (errno is never read).
 FLAGS = {"msvc": ["/O2", "/fp:precise"], "unix": ["-O3", "-ffp-contract=off", "-fno-math-errno"]}
 
 

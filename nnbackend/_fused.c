@@ -16,7 +16,7 @@
 #define KERNELS_VERSION 2
 
 /* On x86-64 Linux the loops are compiled three times, for AVX-512, AVX2 and the SSE2 baseline, and the
- * loader picks the widest the CPU has: sqrt and division, not memory, bound these loops. Element-wise
+ * loader picks the widest the CPU has: sqrt and division, not memory, bound the Adam loop. Element-wise
  * IEEE operations give the same bits at every width. */
 #if defined(__linux__) && defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
