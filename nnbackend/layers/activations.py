@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import fused
 from ..backend import namespace_of
-from ..inplace import ufuncs, writeable
+from ..inplace import add_into, ufuncs, writeable
 from .base import Layer
 
 __all__ = [
@@ -48,7 +48,7 @@ class ReLU(Layer):
     def forward_owned(self, x: Any, bias: Any = None) -> Any:
         lib = ufuncs(x)
         if lib is None or not writeable(x):
-            return self.forward(x if bias is None else x + bias)
+            return self.forward(x if bias is None else add_into(x, bias))
         if bias is None or not fused.bias_relu(x, bias):  # NumPy with the compiled module: one pass
             if bias is not None:
                 x += bias
