@@ -748,8 +748,8 @@ def run_t97(args: argparse.Namespace, contenders: list[str], data_dir: str, env:
 
         try:
             # The first epoch after the workers start is slower for whoever runs it (0.5 s of 3 s when
-            # two contenders swapped places): each seed lets another contender go first, and the median
-            # of the seeds sees past it.
+            # two contenders swapped places): each seed lets another contender go first, so none carries
+            # that cost in more than one seed, and the median of 3 seeds sees past it.
             interleave(workers, args, args.t97_max_epochs, stop=reached, first=seed)
         finally:
             for w in workers:

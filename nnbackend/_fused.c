@@ -10,15 +10,23 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
+
+/* A build whose arithmetic is not IEEE as written (fast-math, or x87 extended precision) cannot match
+ * NumPy bit for bit: refuse to compile, and the engine falls back to NumPy (setup.py marks the module
+ * optional). */
+#if defined(__FAST_MATH__) || (defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0)
+#error "nnbackend._fused needs IEEE float arithmetic as written (no -ffast-math, FLT_EVAL_METHOD 0)"
+#endif
 
 /* Bumped whenever a kernel's signature or arithmetic changes; fused.py refuses a stale build. */
 #define KERNELS_VERSION 2
 
-/* On x86-64 Linux the loops are compiled three times, for AVX-512, AVX2 and the SSE2 baseline, and the
- * loader picks the widest the CPU has: sqrt and division, not memory, bound the Adam loop. Element-wise
- * IEEE operations give the same bits at every width. */
-#if defined(__linux__) && defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+/* On x86-64 Linux with glibc the loops are compiled three times, for AVX-512, AVX2 and the SSE2 baseline,
+ * and glibc's loader (ifunc, which musl lacks) picks the widest the CPU has: sqrt and division, not memory,
+ * bound the Adam loop. Element-wise IEEE operations give the same bits at every width. */
+#if defined(__linux__) && defined(__GLIBC__) && defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WIDEST_VECTORS

@@ -10,8 +10,10 @@ the operations of the NumPy path, in the same order and the same dtype (built wi
 multiply-adds or fast-math), so the results are bit-identical (tested).
 
 ``pip install`` compiles the module where a C compiler is present and skips it where none is. Without it,
-with ``NNBACKEND_FUSED=0``, or for arrays a kernel does not take (other libraries, dtypes other than
-float32 / float64, non-contiguous memory), callers run their NumPy path.
+with ``NNBACKEND_FUSED=0`` (or ``false``/``off``; read once per process), or for arrays a kernel does not
+take (other libraries, dtypes other than float32 / float64, non-contiguous, misaligned or overlapping
+memory), callers run their NumPy path. One difference from NumPy remains: the kernels raise no
+floating-point warnings (``np.seterr``) for an overflow or an ``inf * 0``; the values are the same.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ENV_VAR = "NNBACKEND_FUSED"
 #: The ``KERNELS_VERSION`` of ``_fused.c`` this module calls; an older build is not used.
 KERNELS_VERSION = 2
 
+_may_share_memory = np.may_share_memory  # bound once: called a few times per kernel call
 _SUFFIX = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
 _UNSET = object()
 _kernels: Any = _UNSET  # the compiled module, None when unavailable; decided on first use
@@ -67,7 +70,7 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
         these arrays; the caller then runs its NumPy path.
     """
     arrays = (param, grad, exp_avg, exp_avg_sq)
-    if not (_fusable(arrays) and exp_avg.flags.writeable and exp_avg_sq.flags.writeable):
+    if not (_fusable(arrays) and _writes_alone((exp_avg, exp_avg_sq), (param, grad))):
         return None
     kernels = _load()
     if kernels is None:
@@ -93,7 +96,7 @@ def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
     """
     if not (type(z) is np.ndarray and type(bias) is np.ndarray and z.dtype == bias.dtype and z.dtype in _SUFFIX
             and bias.ndim == 1 and z.ndim >= 1 and z.shape[-1] == bias.shape[0] and bias.shape[0] > 0
-            and z.flags.c_contiguous and bias.flags.c_contiguous and z.flags.writeable):
+            and all(a.flags.c_contiguous and a.flags.aligned for a in (z, bias)) and _writes_alone((z,), (bias,))):
         return False
     kernels = _load()
     if kernels is None:
@@ -114,7 +117,7 @@ def relu_mask(grad: np.ndarray, y: np.ndarray) -> bool:
         True when done; False (nothing written) when the kernels are unavailable or do not take these
         arrays.
     """
-    if not (_fusable((grad, y)) and grad.flags.writeable):
+    if not (_fusable((grad, y)) and _writes_alone((grad,), (y,))):
         return False
     kernels = _load()
     if kernels is None:
@@ -124,23 +127,38 @@ def relu_mask(grad: np.ndarray, y: np.ndarray) -> bool:
 
 
 def _fusable(arrays: tuple[Any, ...]) -> bool:
+    """NumPy arrays of one shape and one float dtype, C-contiguous and aligned (read through T*)."""
     first = arrays[0]
     return all(type(a) is np.ndarray and a.dtype == first.dtype and a.shape == first.shape
-               and a.flags.c_contiguous for a in arrays) and first.dtype in _SUFFIX
+               and a.flags.c_contiguous and a.flags.aligned for a in arrays) and first.dtype in _SUFFIX
+
+
+def _writes_alone(written: tuple[np.ndarray, ...], read: tuple[np.ndarray, ...]) -> bool:
+    """The arrays a kernel writes are writeable and share no memory with each other or with the ones it
+    reads (a loop over overlapping memory would not give NumPy's whole-array results)."""
+    others = written + read
+    for i, a in enumerate(written):
+        if not a.flags.writeable:
+            return False
+        for b in others[i + 1:]:
+            if _may_share_memory(a, b):
+                return False
+    return True
 
 
 def _load() -> Any:
     global _kernels, _why_not
     if _kernels is _UNSET:
         _kernels = None
-        if os.environ.get(ENV_VAR, "1").strip() == "0":
-            _why_not = f"{ENV_VAR}=0"
+        setting = os.environ.get(ENV_VAR, "1").strip()
+        if setting.lower() in ("0", "false", "no", "off"):
+            _why_not = f"{ENV_VAR}={setting}"
             return None
         try:
             _fused = importlib.import_module(f"{__package__}._fused")
         except ImportError:
-            _why_not = ("the C module was not built (no C compiler when nnbackend was installed; "
-                        "reinstall with one present)")
+            _why_not = ("the C module was not built (no C compiler when nnbackend was installed; reinstall "
+                        "with one present: pip install --no-cache-dir --force-reinstall nnbackend)")
             return None
         if getattr(_fused, "KERNELS_VERSION", None) != KERNELS_VERSION:
             _why_not = (f"the built C module is version {getattr(_fused, 'KERNELS_VERSION', '?')}, this code "

@@ -45,16 +45,19 @@ class ReLU(Layer):
         self._remember(y)
         return y
 
-    def forward_owned(self, x: Any, bias: Any = None) -> Any:
+    def forward_owned(self, x: Any) -> Any:
         lib = ufuncs(x)
         if lib is None or not writeable(x):
-            return self.forward(x if bias is None else add_into(x, bias))
-        if bias is None or not fused.bias_relu(x, bias):  # NumPy with the compiled module: one pass
-            if bias is not None:
-                x += bias
-            lib.maximum(x, 0, out=x)
-        self._remember(x)
-        return x
+            return self.forward(x)
+        y = lib.maximum(x, 0, out=x)
+        self._remember(y)
+        return y
+
+    def forward_owned_with_bias(self, x: Any, bias: Any) -> Any:
+        if fused.bias_relu(x, bias):  # NumPy with the compiled module: one pass, in x's memory
+            self._remember(x)
+            return x
+        return self.forward_owned(add_into(x, bias))
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
         return self._backward(grad, owned=False)

@@ -84,12 +84,17 @@ class Layer:
         """Map a batch ``x`` to the layer's output (same namespace, device and float dtype)."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def forward_owned(self, x: Any, bias: Any = None) -> Any:
-        """:meth:`forward` of ``x + bias`` (``bias`` broadcast along ``x``'s last axis; None: of ``x``) for
-        an ``x`` the caller hands over and never reads again (a Dense layer's fresh ``x @ W`` going into
-        its activation): the layer may compute its output in ``x``'s memory. The default adds the bias
-        in ``x``'s memory where it may and calls :meth:`forward`."""
-        return self.forward(x if bias is None else add_into(x, bias))
+    def forward_owned(self, x: Any) -> Any:
+        """:meth:`forward` for an ``x`` the caller hands over and never reads again (e.g. a Dense layer's
+        fresh ``x @ W + b`` going into its activation): the layer may compute its output in ``x``'s
+        memory. The default is :meth:`forward`."""
+        return self.forward(x)
+
+    def forward_owned_with_bias(self, x: Any, bias: Any) -> Any:
+        """:meth:`forward_owned` of ``x + bias`` (``bias`` broadcast along ``x``'s last axis): a Dense
+        layer hands its fresh ``x @ W`` and its bias to its activation, which may fuse the two. The
+        default adds the bias in ``x``'s memory where it may, then calls :meth:`forward_owned`."""
+        return self.forward_owned(add_into(x, bias))
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
         """Given ``dL/dy`` (shape of the last output), fill :attr:`grads` and return ``dL/dx``.

@@ -108,7 +108,7 @@ class Dense(Layer):
         self._remember(x)
         # x @ W is this layer's own fresh array: add the bias and apply the activation in its memory.
         z, bias = x @ self.params["weight"], self.params["bias"]
-        return add_into(z, bias) if self.activation is None else self.activation.forward_owned(z, bias)
+        return add_into(z, bias) if self.activation is None else self.activation.forward_owned_with_bias(z, bias)
 
     def backward(self, grad: Any, *, input_grad: bool = True) -> Any:
         """Fill ``grads`` and return ``dL/dx``. With NumPy and CuPy the gradient arrays of the previous
