@@ -72,12 +72,12 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
     arrays = (param, grad, exp_avg, exp_avg_sq)
     if not (_fusable(arrays) and _writes_alone((exp_avg, exp_avg_sq), (param, grad))):
         return None
-    kernels = _load()
-    if kernels is None:
+    kernel = _kernel("adam", param.dtype)
+    if kernel is None:
         return None
     new = np.empty_like(param)
-    getattr(kernels, f"adam_{_SUFFIX[param.dtype]}")(param, grad, exp_avg, exp_avg_sq, new, beta1, 1 - beta1, beta2,
-                                           1 - beta2, root_correction, eps, step_size)
+    kernel(param, grad, exp_avg, exp_avg_sq, new, beta1, 1 - beta1, beta2, 1 - beta2, root_correction, eps,
+           step_size)
     return new
 
 
@@ -94,14 +94,13 @@ def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
         True when done; False (nothing written) when the kernels are unavailable or do not take these
         arrays.
     """
-    if not (type(z) is np.ndarray and type(bias) is np.ndarray and z.dtype == bias.dtype and z.dtype in _SUFFIX
-            and bias.ndim == 1 and z.ndim >= 1 and z.shape[-1] == bias.shape[0] and bias.shape[0] > 0
-            and all(a.flags.c_contiguous and a.flags.aligned for a in (z, bias)) and _writes_alone((z,), (bias,))):
+    if not (_fusable((z,)) and _fusable((bias,)) and bias.dtype == z.dtype and bias.ndim == 1 and z.ndim >= 1
+            and z.shape[-1] == bias.shape[0] > 0 and _writes_alone((z,), (bias,))):
         return False
-    kernels = _load()
-    if kernels is None:
+    kernel = _kernel("bias_relu", z.dtype)
+    if kernel is None:
         return False
-    getattr(kernels, f"bias_relu_{_SUFFIX[z.dtype]}")(z, bias)
+    kernel(z, bias)
     return True
 
 
@@ -119,11 +118,17 @@ def relu_mask(grad: np.ndarray, y: np.ndarray) -> bool:
     """
     if not (_fusable((grad, y)) and _writes_alone((grad,), (y,))):
         return False
-    kernels = _load()
-    if kernels is None:
+    kernel = _kernel("relu_mask", grad.dtype)
+    if kernel is None:
         return False
-    getattr(kernels, f"relu_mask_{_SUFFIX[grad.dtype]}")(grad, y)
+    kernel(grad, y)
     return True
+
+
+def _kernel(name: str, dtype: np.dtype) -> Any:
+    """The compiled kernel ``name`` for ``dtype`` (float32 or float64), or None when the module is unavailable."""
+    kernels = _load()
+    return None if kernels is None else getattr(kernels, f"{name}_{_SUFFIX[dtype]}")
 
 
 def _fusable(arrays: tuple[Any, ...]) -> bool:

@@ -549,8 +549,9 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
         f"- machine: {machine['platform']}, {machine['processor']}, {machine['cpu_count']} cores; "
         f"Python {machine['python']}, NumPy {machine['numpy']}",
         f"- wall time: {_duration(sum(i['wall_time_s'] for i in invocations))} for the grid"
-        + (f" over {len(invocations)} invocations that trained runs" if len(invocations) > 1 else "")
-        + (f" (this one {_duration(now['wall_time_s'])})" if now["trained"] and len(invocations) > 1 else "")
+        + (f" over {len(invocations)} invocations that trained runs"
+           + (f" (this one {_duration(now['wall_time_s'])})" if now["trained"] else "")
+           if len(invocations) > 1 else "")
         + f"; the runs' own times add up to {_duration(run_times)}",
         f"- runs: {len(runs)} distinct ({trained} trained now, {earlier} finished earlier"
         + (f", **{failed} failed**" if failed else "") + ")",
