@@ -1,9 +1,9 @@
 """Training checkpoints: everything a fit needs to continue exactly where it stopped.
 
 A checkpoint is an :mod:`nnbackend.io` file of kind ``"checkpoint"`` holding the model (architecture and
-state), the optimizer (hyperparameters, step count, state arrays), both random streams (batch order and
-dropout), the position in the run (epoch, next batch, that epoch's sample order and partial sums), the
-history so far, early-stopping bookkeeping and the fit settings it was made with. Resuming from it on
+state), the optimizer (hyperparameters, step count, state arrays), the random streams (batch order, and
+each Dropout layer's masks), the position in the run (epoch, next batch, that epoch's sample order and
+partial sums), the history so far, early-stopping bookkeeping and the fit settings it was made with. Resuming from it on
 NumPy gives parameters bit-identical to an uninterrupted run.
 """
 
@@ -46,7 +46,7 @@ def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_
             arrays[f"optimizer/{name}/{key}"] = value
     meta.update(
         optimizer={"type": opt_state["type"], "config": opt_state["config"], "steps": opt_state["steps"]},
-        rng={"shuffle": get_state(shuffle_rng), "dropout": get_state(model.streams.dropout)},
+        rng={"shuffle": get_state(shuffle_rng), "dropout": [get_state(rng) for rng in model.streams.dropout]},
         position={"epoch": position.epoch, "begin": position.begin, "shuffled": position.order is not None},
         history=trainer.history.to_dict(),
         settings=settings,
@@ -125,8 +125,9 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
     best = {k.removeprefix("monitor/"): v for k, v in arrays.items() if k.startswith("monitor/")}
     _check_arrays(path, "best parameters", best, shapes, exact_names=bool(best))
     history = History.from_dict(meta["history"])
-    for rng, key in ((shuffle_rng, "shuffle"), (model.streams.dropout, "dropout")):
-        set_state(np.random.Generator(type(rng.bit_generator)()), meta["rng"][key])
+    dropout_states = _dropout_states(path, meta["rng"]["dropout"], len(model.streams.dropout))
+    for rng, saved in ((shuffle_rng, meta["rng"]["shuffle"]), *zip(model.streams.dropout, dropout_states)):
+        set_state(np.random.Generator(type(rng.bit_generator)()), saved)
     where = meta["position"]
     epoch, begin, shuffled = where["epoch"], where["begin"], where["shuffled"]
     n = settings["n_samples"]
@@ -140,7 +141,8 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
     optimizer.load_state_dict({**meta["optimizer"], "state": state}, model.backend)  # checks before it changes
     model.load_state_dict(model_state)
     set_state(shuffle_rng, meta["rng"]["shuffle"])
-    set_state(model.streams.dropout, meta["rng"]["dropout"])
+    for rng, saved in zip(model.streams.dropout, dropout_states):
+        set_state(rng, saved)
     trainer.history = history
     if monitor is not None and meta["monitor"] is not None:
         monitor.best = meta["monitor"]["best"]
@@ -155,6 +157,19 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
         loss_sum=backend.asarray(arrays["position/loss_sum"]),
         correct=backend.asarray(arrays["position/correct"]),
     )
+
+
+def _dropout_states(path: str | Path, saved: Any, layers: int) -> list[dict[str, Any]]:
+    """The saved states of the model's ``layers`` Dropout streams, one per layer in build order."""
+    if isinstance(saved, dict):
+        # Written before each Dropout layer had a stream: one shared stream, the first layer's now.
+        if layers > 1:
+            raise CheckpointError(f"{path}: it was written by an older nnbackend whose {layers} Dropout layers "
+                                  "shared one random stream, so it cannot be resumed exactly; start a new run")
+        return [saved] * layers
+    if not isinstance(saved, list) or len(saved) != layers:
+        raise CheckpointError(f"{path}: its dropout streams do not fit this model's {layers} Dropout layer(s)")
+    return saved
 
 
 def _check_arrays(path: str | Path, what: str, arrays: dict[str, np.ndarray], shapes: dict[str, Any],

@@ -5,7 +5,8 @@ and only then cast and moved to a backend. So the same seed gives the same weigh
 order on every backend and every dtype.
 
 Each purpose has its own stream, derived from ``(seed, purpose)`` with ``SeedSequence``: drawing more
-weights never changes the batch order, and the reverse.
+weights never changes the batch order, and the reverse. Each Dropout layer has a stream of its own, so a
+layer's masks for a batch are the same whether the batch runs whole or in slices of rows.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ __all__ = ["STREAMS", "Streams", "generator", "get_state", "set_state"]
 STREAMS = {"init": 0, "shuffle": 1, "dropout": 2}
 
 
-def generator(seed: int | None, stream: str) -> np.random.Generator:
+def generator(seed: int | None, stream: str, index: int = 0) -> np.random.Generator:
     """A fresh ``numpy.random.Generator`` for ``stream`` (``"init"``, ``"shuffle"`` or ``"dropout"``).
 
+    ``index`` numbers several streams of one purpose (the model's Dropout layers, in build order).
     ``seed=None`` draws fresh entropy from the OS (not reproducible).
     """
     if stream not in STREAMS:
         raise ValueError(f"unknown random stream {stream!r}; choose one of {sorted(STREAMS)}")
     if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-    sequence = np.random.SeedSequence(seed, spawn_key=(STREAMS[stream],))
-    return np.random.Generator(np.random.PCG64(sequence))
+    # Index 0 keeps the one-number spawn key, so the first stream of each purpose draws what it always did.
+    key = (STREAMS[stream],) if index == 0 else (STREAMS[stream], index)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
 def get_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -43,12 +46,18 @@ def set_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
 
 
 class Streams:
-    """The generators a model draws from while it is built and trained: ``init`` and ``dropout``."""
+    """The generators a model draws from while it is built and trained: ``init`` for the initial
+    weights, and ``dropout``, one generator per Dropout layer in build order."""
 
     def __init__(self, seed: int | None) -> None:
         self.seed = seed
         self.init = generator(seed, "init")
-        self.dropout = generator(seed, "dropout")
+        self.dropout: list[np.random.Generator] = []
+
+    def new_dropout(self) -> np.random.Generator:
+        """The stream of the next Dropout layer to be built."""
+        self.dropout.append(generator(self.seed, "dropout", len(self.dropout)))
+        return self.dropout[-1]
 
     def __repr__(self) -> str:
         return f"Streams(seed={self.seed})"

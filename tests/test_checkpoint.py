@@ -19,6 +19,11 @@ def model(backend="numpy", seed=0, dtype=None):
                          dtype=dtype)
 
 
+def two_dropout_model(seed=0):
+    return nb.Sequential([L.Dense(6, 8, "relu"), L.Dropout(0.2), L.Dense(8, 8, "relu"), L.Dropout(0.3),
+                          L.Dense(8, 3)], seed=seed)
+
+
 def data(n=96, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 6)).astype(np.float32)
@@ -146,8 +151,8 @@ def fit(trainer, checkpoint=None, resume=False, epochs=6, early_stopping=None, *
                        resume=resume, **kwargs)
 
 
-def uninterrupted():
-    trainer = nb.Trainer(model(), optimizer=O.Adam(0.01))
+def uninterrupted(make=model):
+    trainer = nb.Trainer(make(), optimizer=O.Adam(0.01))
     history = fit(trainer)
     return trainer.model.state_dict(), history
 
@@ -171,16 +176,17 @@ def interrupt_after(trainer, steps):
     trainer.optimizer.step = step
 
 
+@pytest.mark.parametrize("make", [model, two_dropout_model], ids=["one-dropout", "two-dropout"])
 @pytest.mark.parametrize("steps", [5, 10, 16, 29])  # 5 batches per epoch: mid-epoch and on boundaries
-def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps):
-    expected, expected_history = uninterrupted()
+def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps, make):
+    expected, expected_history = uninterrupted(make)
     ckpt = tmp_path / "ckpt.npz"
-    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    first = nb.Trainer(make(), optimizer=O.Adam(0.01))
     interrupt_after(first, steps)
     with pytest.raises(nb.TrainingInterrupted, match="resume=True"):
         fit(first, checkpoint=ckpt)
     assert ckpt.exists()
-    second = nb.Trainer(model(seed=99), optimizer=O.Adam(0.5))  # everything comes from the checkpoint
+    second = nb.Trainer(make(seed=99), optimizer=O.Adam(0.5))  # everything comes from the checkpoint
     history = fit(second, checkpoint=ckpt, resume=True)
     assert_same_state(second.model, expected)
     assert history.epoch == expected_history.epoch
@@ -308,6 +314,7 @@ def _tamper_meta(path, change):
     (lambda m: m["position"].update(epoch=-5), "its position .* is impossible"),
     (lambda m: m["position"].update(begin=10**9), "its position .* is impossible"),
     (lambda m: m.pop("history"), "damaged or tampered checkpoint"),
+    (lambda m: m["rng"]["dropout"].append(m["rng"]["dropout"][0]), "dropout streams do not fit"),
 ])
 def test_a_tampered_checkpoint_is_refused_before_anything_changes(tmp_path, change, message):
     ckpt = tmp_path / "ckpt.npz"
@@ -323,6 +330,28 @@ def test_a_tampered_checkpoint_is_refused_before_anything_changes(tmp_path, chan
     assert trainer.optimizer.lr == 0.01 and trainer.optimizer.steps == 0
     for name, value in trainer.model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
+
+
+def test_a_checkpoint_with_one_shared_dropout_stream_resumes_only_where_that_is_exact(tmp_path):
+    # Checkpoints written before each Dropout layer had a stream hold one state, not a list.
+    def old_format(meta):
+        meta["rng"]["dropout"] = meta["rng"]["dropout"][0]
+
+    expected, _ = uninterrupted()
+    for make, exact in ((model, True), (two_dropout_model, False)):
+        ckpt = tmp_path / f"{make.__name__}.npz"
+        first = nb.Trainer(make(), optimizer=O.Adam(0.01))
+        interrupt_after(first, 7)
+        with pytest.raises(nb.TrainingInterrupted):
+            fit(first, checkpoint=ckpt)
+        _tamper_meta(ckpt, old_format)
+        second = nb.Trainer(make(seed=5), optimizer=O.Adam(0.01))
+        if exact:
+            fit(second, checkpoint=ckpt, resume=True)
+            assert_same_state(second.model, expected)
+        else:
+            with pytest.raises(nb.CheckpointError, match="older nnbackend whose 2 Dropout layers shared one"):
+                fit(second, checkpoint=ckpt, resume=True)
 
 
 def test_a_compressed_member_is_refused_unread(tmp_path):

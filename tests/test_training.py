@@ -199,6 +199,22 @@ def test_a_batch_over_max_rows_runs_in_slices_with_the_same_step(optimizer, batc
     assert history.accuracy == expected.accuracy
 
 
+def test_slices_draw_each_dropout_layers_masks_as_the_whole_batch_would():
+    # Each Dropout layer has its own stream: slicing a batch must not interleave two layers' draws.
+    x, y = blobs(n=120)
+
+    def net():
+        return nb.Sequential([L.Dense(8, 16, "relu"), L.Dropout(0.3), L.Dense(16, 16, "relu"), L.Dropout(0.3),
+                              L.Dense(16, 3)], dtype="float64", seed=0)
+
+    whole, sliced = net(), net()
+    expected = nb.Trainer(whole, optimizer=O.GD(0.5), max_rows=None).fit(x, y, epochs=2, verbose=0)
+    history = nb.Trainer(sliced, optimizer=O.GD(0.5), max_rows=16).fit(x, y, epochs=2, verbose=0)
+    for name, value in whole.parameters().items():
+        np.testing.assert_allclose(sliced.parameters()[name], value, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(history.loss, expected.loss, rtol=1e-12)
+
+
 def test_slices_do_not_hold_the_whole_batch():
     x, y = blobs(n=300)
     model = mlp()

@@ -20,8 +20,9 @@ _NO_MASK = object()  # what a rate-0 forward remembers: backward passes the grad
 class Dropout(Layer):
     """In training mode, zero each input with probability ``rate`` and scale the rest by ``1 / (1 - rate)``.
 
-    In eval mode it is the identity. Masks come from the model's seeded ``dropout`` stream on the host
-    (float64 uniform draws, then moved to the device), so a seed gives the same masks on every backend.
+    In eval mode it is the identity. Masks come from the layer's own seeded stream on the host (float64
+    uniform draws, then moved to the device), so a seed gives the same masks on every backend, and the
+    same masks whether a batch runs whole or in slices of rows (``Trainer(max_rows=...)``).
 
     Args:
         rate: the probability of dropping a unit, in [0, 1). Defaults to ``0.5``.
@@ -40,7 +41,7 @@ class Dropout(Layer):
         return {"rate": self.rate}
 
     def build(self, input_shape: Shape, backend: Backend, streams: Streams) -> Shape:
-        self.rng = streams.dropout
+        self.rng = streams.new_dropout()
         return super().build(input_shape, backend, streams)
 
     def forward(self, x: Any) -> Any:
