@@ -281,3 +281,29 @@ def test_adam_state_dict_reports_torchs_moments():
     state, reference = ours.state_dict()["state"]["p"], theirs.state[param]
     for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
         np.testing.assert_allclose(state[key], reference[key].numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (lambda g: g.pop("1.bias"), r"no gradient for 1.bias"),
+    (lambda g: g.update(extra=np.zeros(3, np.float32)), r"no parameter named extra"),
+    (lambda g: g.update({"0.weight": np.ones((5, 3, 4), np.float32)}), r"0.weight has shape \(5, 3, 4\)"),
+    (lambda g: g.update({"0.weight": np.ones((3, 4))}), r"0.weight .* dtype float64; .* dtype float32"),
+], ids=["missing", "unknown", "shape", "dtype"])
+@pytest.mark.parametrize("make", [lambda: O.GD(0.1, momentum=0.9), lambda: O.Adam()], ids=["GD", "Adam"])
+def test_gradients_that_do_not_fit_are_refused_before_anything_changes(make, bad, message):
+    model = nb.Sequential([nb.layers.Dense(3, 4, "relu"), nb.layers.Dense(4, 2)], seed=0)
+    optimizer = make()
+    optimizer.step(model, {k: np.ones_like(v) for k, v in model.parameters().items()})
+    before_params, before_state = model.state_dict(), optimizer.state_dict()
+    grads = {k: np.ones_like(v) for k, v in model.parameters().items()}
+    bad(grads)
+    with pytest.raises(ValueError, match=message):
+        optimizer.step(model, grads)
+    with pytest.raises(ValueError, match=message):
+        optimizer.update(model.parameters(), grads)
+    assert optimizer.steps == 1
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before_params[name])
+    for name, slots in optimizer.state_dict()["state"].items():
+        for key, value in slots.items():
+            np.testing.assert_array_equal(value, before_state["state"][name][key])

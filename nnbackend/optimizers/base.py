@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import Backend, namespace_of, to_numpy
 from ..inplace import writeable
 
-__all__ = ["Optimizer", "check_positive", "check_unit_interval"]
+__all__ = ["Optimizer", "check_gradients", "check_positive", "check_unit_interval"]
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
@@ -30,6 +30,23 @@ def check_unit_interval(name: str, value: float) -> float:
     if not value < 1:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return value
+
+
+def check_gradients(params: dict[str, Any], grads: dict[str, Any]) -> None:
+    """Raise ValueError unless ``grads`` has exactly ``params``' names, each with its shape and dtype."""
+    if grads.keys() != params.keys():
+        missing, unknown = sorted(params.keys() - grads.keys()), sorted(grads.keys() - params.keys())
+        raise ValueError("the gradients do not fit the parameters:"
+                         + (f" no gradient for {', '.join(missing)};" if missing else "")
+                         + (f" no parameter named {', '.join(unknown)};" if unknown else "")
+                         + f" expected one for each of {', '.join(params)}")
+    for name, param in params.items():
+        grad = grads[name]
+        shape, dtype = getattr(grad, "shape", None), getattr(grad, "dtype", None)
+        if shape is None or tuple(shape) != tuple(param.shape) or dtype != param.dtype:
+            raise ValueError(f"the gradient for {name} has shape {None if shape is None else tuple(shape)} "
+                             f"and dtype {dtype}; the parameter has shape {tuple(param.shape)} and dtype "
+                             f"{param.dtype}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -71,12 +88,26 @@ class Optimizer:
 
     def step(self, model: Any, grads: dict[str, Any] | None = None) -> None:
         """Update ``model``'s parameters along ``grads`` (named like its parameters), by default the
-        gradients of its last backward pass."""
-        grads = model.gradients() if grads is None else grads
-        model.set_parameters(self.update(model.parameters(), grads), check=False)
+        gradients of its last backward pass.
+
+        Raises:
+            ValueError: ``grads`` misses a parameter, names one the model lacks, or holds an array of
+                another shape or dtype than its parameter; nothing has changed then.
+        """
+        params = model.parameters()
+        if grads is None:
+            grads = model.gradients()  # the backward pass made them: names, shapes and dtypes fit
+        else:
+            check_gradients(params, grads)
+        model.set_parameters(self._step(params, grads), check=False)
 
     def update(self, params: dict[str, Any], grads: dict[str, Any]) -> dict[str, Any]:
-        """New parameter arrays by name, one optimizer step from ``params`` along ``grads``."""
+        """New parameter arrays by name, one optimizer step from ``params`` along ``grads`` (checked
+        as :meth:`step` does)."""
+        check_gradients(params, grads)
+        return self._step(params, grads)
+
+    def _step(self, params: dict[str, Any], grads: dict[str, Any]) -> dict[str, Any]:
         self.steps += 1
         new = {}
         for name, param in params.items():
