@@ -225,21 +225,23 @@ class Sequential:
 
         With ``check`` the names and shapes are verified, values must be floating point, and they are
         moved to the device in the parameter's dtype (a float64 array loads into a float32 model as
-        float32).
+        float32). Every value is checked before any is assigned: on an error nothing has changed.
         """
         slots = {name: (layer, key) for name, layer, key in self._slots}
+        if check:
+            values = {name: self._checked_value(slots, name, value) for name, value in values.items()}
         for name, value in values.items():
-            if check:
-                if name not in slots:
-                    raise KeyError(f"unknown parameter {name!r}; this model has {', '.join(slots)}")
-                layer, key = slots[name]
-                old = layer.params[key]
-                if tuple(value.shape) != tuple(old.shape):
-                    raise ValueError(f"parameter {name} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
-                value = self._float_like(old, value, f"parameter {name}")
-            else:
-                layer, key = slots[name]
+            layer, key = slots[name]
             layer.params[key] = value
+
+    def _checked_value(self, slots: dict[str, tuple[Layer, str]], name: str, value: Any) -> Any:
+        if name not in slots:
+            raise KeyError(f"unknown parameter {name!r}; this model has {', '.join(slots)}")
+        layer, key = slots[name]
+        old = layer.params[key]
+        if tuple(value.shape) != tuple(old.shape):
+            raise ValueError(f"parameter {name} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
+        return self._float_like(old, value, f"parameter {name}")
 
     def _float_like(self, old: Any, value: Any, name: str) -> Any:
         """``value`` (any backend) on this model's device in ``old``'s dtype; it must be floating point."""
@@ -269,20 +271,26 @@ class Sequential:
         return {name: to_numpy(value) for name, value in {**self.parameters(), **self.buffers()}.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load :meth:`state_dict` output (from any backend); names and shapes must match exactly."""
+        """Load :meth:`state_dict` output (from any backend); names and shapes must match exactly.
+        Everything is checked before anything is assigned: on an error the model is unchanged."""
         expected = set(self.parameters()) | set(self.buffers())
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
             raise ValueError(
                 f"state does not fit this model: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
             )
-        self.set_parameters({k: v for k, v in state.items() if k in self.parameters()})
+        slots = {name: (layer, key) for name, layer, key in self._slots}
+        params = {name: self._checked_value(slots, name, state[name]) for name in slots}
+        buffers = {}
         for i, layer in enumerate(self.layers):
             for key, old in layer.buffers.items():
                 value = state[f"{i}.{key}"]
                 if tuple(value.shape) != tuple(old.shape):
                     raise ValueError(f"buffer {i}.{key} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
-                layer.buffers[key] = self._float_like(old, value, f"buffer {i}.{key}")
+                buffers[layer, key] = self._float_like(old, value, f"buffer {i}.{key}")
+        self.set_parameters(params, check=False)
+        for (layer, key), value in buffers.items():
+            layer.buffers[key] = value
 
     def to(self, backend: str | Backend, *, dtype: str | None = None) -> Sequential:
         """Move every parameter and buffer to another backend (and/or dtype), in place; returns self."""

@@ -94,6 +94,32 @@ def test_load_state_dict_keeps_the_models_dtypes():
     np.testing.assert_allclose(model.state_dict()["0.weight"], source.state_dict()["0.weight"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("spoil,message", [
+    (lambda sd: sd.update({"2.weight": np.zeros((5, 5))}), r"parameter 2.weight has shape"),
+    (lambda sd: sd.update({"1.running_var": np.ones(7)}), r"buffer 1.running_var has shape"),
+    (lambda sd: sd.update({"2.bias": np.ones(2, np.int64)}), r"2.bias must be a floating-point array"),
+], ids=["parameter-shape", "buffer-shape", "dtype"])
+def test_a_state_that_does_not_fit_leaves_the_model_unchanged(spoil, message):
+    def net(seed):
+        return nb.Sequential([L.Dense(4, 3), L.BatchNorm(3), L.Dense(3, 2)], backend="numpy", seed=seed)
+
+    model, before = net(0), net(0).state_dict()
+    state = {name: value + 1 for name, value in net(1).state_dict().items()}
+    spoil(state)
+    with pytest.raises(ValueError, match=message):
+        model.load_state_dict(state)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_set_parameters_assigns_nothing_when_one_value_does_not_fit():
+    model = nb.Sequential([L.Dense(4, 3), L.Dense(3, 2)], backend="numpy", seed=0)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"parameter 1.weight has shape \(3, 2\), got \(2, 2\)"):
+        model.set_parameters({"0.weight": np.ones((4, 3)), "1.weight": np.ones((2, 2))})
+    np.testing.assert_array_equal(model.state_dict()["0.weight"], before["0.weight"])
+
+
 @pytest.mark.parametrize("name", ["numpy", "array_api_strict:device1", "torch"])
 def test_float64_input_is_cast_to_the_models_float32(name):
     pytest.importorskip(name.split(":")[0])
