@@ -93,6 +93,16 @@ class CrossEntropy(_ProbabilityLoss):
     def __init__(self, from_logits: bool = True, clip: float = 1e-10) -> None:
         super().__init__(from_logits, clip)
 
+    #: Why one output cannot work: said by :meth:`dense_target` and by the Trainer before it trains.
+    ONE_OUTPUT = ("CrossEntropy needs 2 or more outputs: over one output the softmax is always 1, so the loss "
+                  "is always 0 and nothing trains; for two classes give the model 2 outputs, or keep 1 output "
+                  "and use BinaryCrossEntropy(from_logits=True) with float targets of shape (N, 1)")
+
+    def dense_target(self, pred: Any, target: Any) -> Any:
+        if len(pred.shape) == 2 and pred.shape[1] == 1:
+            raise ValueError(self.ONE_OUTPUT)
+        return super().dense_target(pred, target)
+
     def _value_and_gradient(self, pred: Any, target: Any) -> tuple[Any, Any]:
         xp = namespace_of(pred)
         n = pred.shape[0]

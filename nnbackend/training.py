@@ -21,7 +21,7 @@ from .history import History
 from .io import npz_path
 from .hostmem import keep_freed_memory
 from .inplace import add_into
-from .losses import Loss, get_loss
+from .losses import CrossEntropy, Loss, get_loss
 from .model import PREDICT_BATCH_SIZE, Sequential
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
@@ -154,6 +154,8 @@ class Trainer:
                 f"the model ends with a Softmax but {self.loss!r} expects raw scores (logits); drop the "
                 "final softmax, or use CrossEntropy(from_logits=False) / BinaryCrossEntropy()"
             )
+        if isinstance(self.loss, CrossEntropy) and tuple(model.output_shape) == (1,):
+            raise ValueError(CrossEntropy.ONE_OUTPUT)
         self.history = History()
         self._interrupt_requested = False
 
@@ -179,7 +181,8 @@ class Trainer:
                                  f"got dtype {y.dtype} with shape {tuple(y.shape)}")
             if outputs == 1:
                 raise ValueError(f"{name} y: this model has one output, so it takes float targets of shape "
-                                 "(N, 1), not class labels (for 0/1 labels: y[:, None].astype('float32'))")
+                                 "(N, 1), not class labels (for 0/1 labels: y[:, None].astype('float32'), with "
+                                 "BinaryCrossEntropy(from_logits=True) or MSE)")
             labels = backend.asarray(check_labels(y, outputs, f"{name} y"))
             targets = one_hot(labels, outputs, backend.dtype)
         else:

@@ -70,6 +70,8 @@ CASES = [
     ("fit: torch data into a numpy model", lambda: fit(x=torch_array((30, 4))), ValueError, r"train x is a torch array of shape \(30, 4\) and dtype torch.float32, but the model lives on numpy"),
     ("fit: not an array", lambda: fit(x={"pixels": 1}), TypeError, "train x must be an array, got dict"),
     ("fit: class labels for one output", lambda: nb.Trainer(nb.Sequential([L.Dense(4, 1, "sigmoid")], backend="numpy"), "bce").fit(X, Y % 2, verbose=0), ValueError, r"this model has one output, so it takes float targets of shape \(N, 1\)"),
+    ("trainer: cross-entropy over one output", lambda: nb.Trainer(nb.Sequential([L.Dense(4, 1)], backend="numpy")), ValueError, r"CrossEntropy needs 2 or more outputs: over one output the softmax is always 1.*BinaryCrossEntropy\(from_logits=True\)"),
+    ("loss: cross-entropy over one output", lambda: nb.losses.CrossEntropy()(np.zeros((3, 1), np.float32), np.ones((3, 1), np.float32)), ValueError, "CrossEntropy needs 2 or more outputs"),
     ("fit: BatchNorm with a last batch of one", lambda: nb.Trainer(bn_model()).fit(X[:5], Y[:5], batch_size=2, verbose=0), ValueError, "leave a last batch of 1, too few for BatchNorm"),
     ("fit: accuracy monitored without labels", lambda: nb.Trainer(regressor(), "mse").fit(X, X[:, :1], early_stopping=nb.EarlyStopping(monitor="accuracy"), verbose=0), ValueError, "early stopping monitors accuracy, but these targets have no class labels"),
     ("fit: validation without labels", lambda: fit(validation=(X,)), ValueError, r"validation must be a pair \(x_val, y_val\)"),
