@@ -235,8 +235,9 @@ class Trainer:
                 is bit-identical to an uninterrupted run.
             verbose: ``0`` silent, ``1`` progress bar and evaluation lines, ``2`` a line per epoch.
 
-        A NaN or infinite training loss stops the run: ``History.diverged_epoch`` records the epoch and
-        the model keeps the parameters and buffers it had at the start of that epoch (the last finite ones).
+        A NaN or infinite training loss stops the run: ``History.diverged_epoch`` records the epoch, and
+        the model and the optimizer go back to the state they had at the start of that epoch (the last
+        finite one), so training can go on from there, e.g. with a smaller learning rate.
 
         Ctrl-C (or :meth:`interrupt`) finishes the current step, writes the checkpoint and raises
         :class:`TrainingInterrupted`, whose message says how to resume.
@@ -311,7 +312,7 @@ class Trainer:
             try:
                 while position.epoch <= epochs and not history.diverged and history.stopped_epoch is None:
                     epoch = position.epoch
-                    last_finite = model.snapshot()
+                    finite_model, finite_optimizer = model.snapshot(), self.optimizer.snapshot()
                     if position.begin == 0 and position.order is None:  # a resumed epoch keeps its order
                         position.order = rng.permutation(n) if shuffle and batch_size < n else None
                     if not self._train_epoch((xd, td, ld), batch_size, position, progress):
@@ -326,7 +327,8 @@ class Trainer:
                     position = Position(epoch + 1)
                     if not math.isfinite(logs["loss"]):
                         history.diverged_epoch = epoch
-                        model.restore(last_finite)
+                        model.restore(finite_model)
+                        self.optimizer.restore(finite_optimizer)  # its moments are not finite either
                         progress.message(
                             f"epoch {epoch}: the training loss became {logs['loss']} - the run diverged "
                             f"(try a smaller learning rate); keeping the parameters from before epoch {epoch}"

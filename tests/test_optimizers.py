@@ -307,3 +307,23 @@ def test_gradients_that_do_not_fit_are_refused_before_anything_changes(make, bad
     for name, slots in optimizer.state_dict()["state"].items():
         for key, value in slots.items():
             np.testing.assert_array_equal(value, before_state["state"][name][key])
+
+
+@pytest.mark.parametrize("make", [lambda: O.Adam(0.01), lambda: O.GD(0.1, momentum=0.9)], ids=["Adam", "GD"])
+def test_restoring_a_snapshot_goes_back_exactly(make):
+    # What the Trainer does after a divergence: the in-place path must not write into the snapshot.
+    optimizer, params = make(), {"p": P0.copy()}
+
+    def steps(k):
+        nonlocal params
+        for _ in range(k):
+            params = optimizer.update(params, {"p": gradient(params["p"])})
+        return params["p"].copy()
+
+    steps(3)
+    start, snapshot = params, optimizer.snapshot()
+    expected = steps(2)
+    optimizer.restore(snapshot)
+    params = start
+    assert optimizer.steps == 3
+    np.testing.assert_array_equal(steps(2), expected)

@@ -121,6 +121,21 @@ def test_a_diverging_run_stops_and_keeps_finite_parameters(capsys):
     assert json.loads(json.dumps(history.to_dict()))["diverged_epoch"] == history.diverged_epoch
 
 
+def test_after_a_divergence_training_goes_on_with_a_smaller_learning_rate():
+    # The optimizer goes back with the model: momentum from the diverged epoch would poison every
+    # later step.
+    x, y = blobs()
+    trainer = nb.Trainer(mlp(), "mse", O.GD(1e4, momentum=0.9))
+    assert trainer.fit(x, y, epochs=50, batch_size=30, verbose=0).diverged
+    steps = trainer.optimizer.steps
+    assert steps % 10 == 0  # the steps of the diverged epoch are undone too
+    for slots in trainer.optimizer.state.values():
+        assert all(np.all(np.isfinite(value)) for value in slots.values())
+    trainer.optimizer.lr = 1e-3
+    history = trainer.fit(x, y, epochs=2, batch_size=30, verbose=0)
+    assert not history.diverged and all(np.isfinite(history.loss))
+
+
 def test_after_a_divergence_early_stopping_still_restores_the_best_epoch():
     # With full batches the "last finite" parameters are those that produced the infinite loss; the
     # best epoch's are what early stopping promises.

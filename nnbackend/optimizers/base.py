@@ -159,6 +159,17 @@ class Optimizer:
         value = state.get(key)
         return namespace_of(like).zeros_like(like) if value is None else value
 
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of the step count and state arrays (staying on the device), for :meth:`restore`."""
+        return {"steps": self.steps,
+                "state": {name: {key: namespace_of(value).asarray(value, copy=True) for key, value in slots.items()}
+                          for name, slots in self.state.items()}}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Go back to the step count and state of :meth:`snapshot` (which must not be reused)."""
+        self.steps = snapshot["steps"]
+        self.state = snapshot["state"]
+
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters, step count and per-parameter state arrays (as host NumPy arrays)."""
