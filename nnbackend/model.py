@@ -206,7 +206,20 @@ class Sequential:
                 f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}) for this model, "
                 f"got {tuple(x.shape)}"
             )
-        return self.backend.asarray(x) if isinstance(x, np.ndarray) or x.dtype != self.backend.dtype else x
+        if not isinstance(x, np.ndarray) and x.dtype == self.backend.dtype:
+            return x
+        with np.errstate(over="ignore"):  # an overflow is reported below, with its cause
+            moved = self.backend.asarray(x)
+        if str(moved.dtype) != str(x.dtype):  # finite in float64 may overflow to infinity in float32
+            xp = self.backend.xp
+            too_large = int(xp.sum(xp.astype(~xp.isfinite(moved), xp.int64)))
+            if too_large:
+                raise ValueError(
+                    f"{name} holds {too_large} value(s) beyond the range of {self.backend.dtype_name}, the "
+                    f"model's precision (largest {float(xp.finfo(self.backend.dtype).max):.3g}); scale the "
+                    "data, or use a float64 model"
+                )
+        return moved
 
     # -- parameters -----------------------------------------------------------------------------
     def parameters(self) -> dict[str, Any]:

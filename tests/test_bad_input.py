@@ -58,6 +58,8 @@ CASES = [
     ("fit: integer images", lambda: fit(x=(X * 255).astype(np.uint8)), ValueError, r"train x must be a floating-point array, got dtype uint8 \(scale images to floats first"),
     ("fit: NaN", lambda: fit(x=nan_x), ValueError, "train x contains 1 NaN or infinite value"),
     ("fit: infinity", lambda: fit(x=inf_x), ValueError, "train x contains 1 NaN or infinite value"),
+    ("fit: beyond float32", lambda: fit(x=np.where(X == X[0, 0], 1e39, X.astype(np.float64))), ValueError, r"train x holds 1 value\(s\) beyond the range of float32, the model's precision \(largest 3.4e\+38\)"),
+    ("predict: beyond float32", lambda: model().predict(np.full((2, 4), -1e39)), ValueError, r"x holds 8 value\(s\) beyond the range of float32"),
     ("fit: label too large", lambda: fit(y=np.where(Y == 0, 3, Y)), ValueError, r"train y holds label 3, outside \[0, 3\) for 3 classes"),
     ("fit: negative label", lambda: fit(y=np.where(Y == 0, -1, Y)), ValueError, r"train y holds label -1, outside \[0, 3\)"),
     ("fit: float labels", lambda: fit(y=Y.astype(np.float32)), ValueError, r"train y must be integer class labels \(N,\) or targets \(N, 3\), got dtype float32"),
