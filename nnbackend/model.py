@@ -306,8 +306,12 @@ class Sequential:
             layer.buffers[key] = value
 
     def to(self, backend: str | Backend, *, dtype: str | None = None) -> Sequential:
-        """Move every parameter and buffer to another backend (and/or dtype), in place; returns self."""
-        target = get_backend(backend, dtype=dtype or self.backend.dtype_name)
+        """Move every parameter and buffer to another backend (and/or dtype), in place; returns self.
+
+        The dtype is ``dtype`` if given, else a :class:`Backend`'s own, else the model's."""
+        if dtype is None and not isinstance(backend, Backend):
+            dtype = self.backend.dtype_name
+        target = get_backend(backend, dtype=dtype)
         state = self.state_dict()
         self.backend = target
         for layer in self.layers:

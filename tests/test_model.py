@@ -65,6 +65,14 @@ def test_moving_a_model_keeps_its_function(name):
     np.testing.assert_allclose(model.predict(x.astype(np.float32)), before, rtol=1e-5)
 
 
+def test_moving_to_a_backend_object_takes_its_dtype_unless_one_is_given():
+    model = nb.Sequential([L.Dense(4, 3)], backend="numpy")
+    float64 = nb.get_backend("numpy", dtype="float64")
+    assert model.to(float64).parameters()["0.weight"].dtype == np.float64
+    assert model.to("numpy").parameters()["0.weight"].dtype == np.float64  # a name keeps the model's
+    assert model.to(float64, dtype="float32").parameters()["0.weight"].dtype == np.float32
+
+
 def test_predict_batches_and_restores_training_mode():
     model = nb.Sequential([L.Dense(3, 4, "relu"), L.Dropout(0.5), L.Dense(4, 2)], backend="numpy", seed=1)
     x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
