@@ -20,7 +20,7 @@ import numpy as np
 
 from .backend import Backend
 from .files import atomic_file
-from .layers import layer_from_config
+from .layers import LAYERS, layer_from_config
 from .model import Sequential
 
 __all__ = ["FORMAT", "CheckpointError", "load_model", "read_file", "save_model", "write_file"]
@@ -205,7 +205,20 @@ def save_model(model: Sequential, path: str | Path) -> Path:
     """Save the architecture and weights of ``model`` to ``path`` (``.npz`` is appended if missing).
 
     Returns the path written. The write is atomic.
+
+    Raises:
+        ValueError: the model holds a layer or activation of one's own, which :func:`load_model` could
+            not rebuild (nothing is written).
     """
+    foreign = [f"layer {i} ({type(part).__name__})" for i, layer in enumerate(model.layers)
+               for part in (layer, *layer.children())
+               if type(part) not in LAYERS.values()]
+    if foreign:
+        raise ValueError(
+            f"cannot save this model: {', '.join(foreign)} is not one of nnbackend's layers, so load_model "
+            "could not rebuild it; save the weights instead (np.savez(path, **model.state_dict())) and, after "
+            "building the model in code, load them with model.load_state_dict(dict(np.load(path)))"
+        )
     meta, arrays = model_record(model)
     return write_file(path, "model", meta, arrays)
 

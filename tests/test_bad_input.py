@@ -78,6 +78,8 @@ CASES = [
     ("fit: accuracy monitored without labels", lambda: nb.Trainer(regressor(), "mse").fit(X, X[:, :1], early_stopping=nb.EarlyStopping(monitor="accuracy"), verbose=0), ValueError, "early stopping monitors accuracy, but these targets have no class labels"),
     ("fit: validation without labels", lambda: fit(validation=(X,)), ValueError, r"validation must be a pair \(x_val, y_val\)"),
     ("evaluate: batch size 0", lambda: nb.Trainer(model()).evaluate(X, Y, batch_size=0), ValueError, "batch_size must be a positive integer, got 0"),
+    ("layer: BatchNorm as an activation", lambda: L.Dense(4, 3, activation=L.BatchNorm(3)), ValueError, "BatchNorm is not an activation; choose one of relu,"),
+    ("layer: Dropout as an activation", lambda: L.Conv2D(1, 2, 3, activation=L.Dropout(0.5)), ValueError, "Dropout is not an activation; .* or put it in the model as a layer of its own"),
     ("layer: not built", lambda: L.Dense(4, 3)(X), RuntimeError, "Dense must be built before it runs: put it in a Sequential"),
     ("optimizer: betas not a pair", lambda: nb.optimizers.Adam(betas=0.9), ValueError, r"betas must be a pair \(beta1, beta2\), got 0.9"),
     ("early stopping: patience True", lambda: nb.EarlyStopping(patience=True), ValueError, "patience must be a positive integer, got True"),

@@ -398,6 +398,38 @@ def test_a_layer_smuggled_in_as_an_activation_is_refused(tmp_path):
         nb.load_model(path)
 
 
+class Square(L.Layer):
+    """A user's own activation: not in the package's registry."""
+
+    def forward(self, x):
+        self._remember(x)
+        return x * x
+
+    def backward(self, grad, *, input_grad=True):
+        return 2 * self._recall() * grad
+
+
+def test_a_model_with_a_layer_of_ones_own_trains_resumes_but_is_not_saved_as_a_model(tmp_path):
+    def make(seed=0):
+        return nb.Sequential([L.Dense(6, 8, Square()), L.Dense(8, 3)], seed=seed)
+
+    assert "Dense (Square)" in make().summary()
+    ckpt = tmp_path / "ckpt.npz"
+    expected = nb.Trainer(make(), optimizer=O.Adam(0.01))
+    fit(expected)
+    first = nb.Trainer(make(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 7)
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=ckpt)
+    second = nb.Trainer(make(seed=3), optimizer=O.Adam(0.01))
+    fit(second, checkpoint=ckpt, resume=True)
+    assert_same_state(second.model, expected.model.state_dict())
+    for model in (make(), nb.Sequential([L.Dense(6, 8), Square(), L.Dense(8, 3)])):
+        with pytest.raises(ValueError, match=r"cannot save this model: layer \d \(Square\) is not one of nnbackend's"):
+            nb.save_model(model, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_a_file_declaring_a_giant_layer_is_refused_before_it_is_built(tmp_path):
     import resource
 

@@ -197,8 +197,19 @@ ACTIVATIONS: dict[str, type[Layer]] = {
 
 
 def get_activation(activation: str | Layer | None) -> Layer | None:
-    """An activation layer from its name (``"relu"``, ...), a layer, or ``None`` for no activation."""
-    if activation is None or isinstance(activation, Layer):
+    """An activation layer from its name (``"relu"``, ...), a layer, or ``None`` for no activation.
+
+    A layer of one's own is taken as it is (a parameter-free layer that keeps its input's shape); one of
+    the package's other layers (Dense, BatchNorm, Dropout, pooling, ...) is refused.
+    """
+    if activation is None:
+        return None
+    if isinstance(activation, Layer):
+        from . import LAYERS  # the package's registry (importing it at the top would be circular)
+
+        if any(isinstance(activation, cls) for cls in LAYERS.values() if cls not in ACTIVATIONS.values()):
+            raise ValueError(f"{type(activation).__name__} is not an activation; choose one of "
+                             f"{', '.join(ACTIVATIONS)}, or put it in the model as a layer of its own")
         return activation
     key = str(activation).strip().lower().replace("-", "_")
     if key in ("none", ""):
@@ -218,9 +229,18 @@ def activation_name(layer: Layer | None) -> str | None:
     raise ValueError(f"{type(layer).__name__} is not a registered activation")
 
 
+def activation_label(layer: Layer) -> str:
+    """What a summary calls an activation: its registry name, or its class name if it is one's own."""
+    try:
+        return activation_name(layer) or ""
+    except ValueError:
+        return type(layer).__name__
+
+
 def activation_config(layer: Layer | None) -> str | dict[str, Any] | None:
     """A fused activation as a layer config stores it: its name, or ``{"type": ..., **args}`` when it
-    has arguments (a LeakyReLU's slope). :func:`get_activation` and ``layer_from_config`` invert it."""
-    if layer is not None and layer.get_config():
+    has arguments (a LeakyReLU's slope) or is one's own layer. :func:`get_activation` and
+    ``layer_from_config`` invert it (for the package's activations)."""
+    if layer is not None and (layer.get_config() or type(layer) not in ACTIVATIONS.values()):
         return {"type": type(layer).__name__, **layer.get_config()}
     return activation_name(layer)

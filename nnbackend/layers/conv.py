@@ -25,7 +25,7 @@ from ..arrays import is_count
 from ..backend import Backend, namespace_of
 from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
-from .activations import activation_config, activation_name, get_activation
+from .activations import activation_config, activation_label, get_activation
 from .base import Layer, Shape
 from .init import INITIALIZERS, initialize
 from .windows import Pair, as_pair, output_size, window_slices
@@ -101,7 +101,7 @@ class Conv2D(Layer):
     def describe(self) -> str:
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         label = f"Conv2D {kh}x{kw}" + ("" if (sh, sw) == (1, 1) else f" stride {sh}x{sw}")
-        name = activation_name(self.activation)
+        name = activation_label(self.activation) if self.activation is not None else None
         return f"{label} ({name})" if name and name not in ("linear", "identity") else label
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:

@@ -8,7 +8,7 @@ from ..arrays import is_count
 from ..backend import Backend, namespace_of
 from ..inplace import add_into, ufuncs, writeable
 from ..random import Streams
-from .activations import activation_config, activation_name, get_activation
+from .activations import activation_config, activation_label, get_activation
 from .base import Layer, Shape
 from .init import INITIALIZERS, initialize
 
@@ -63,7 +63,7 @@ class Dense(Layer):
         return [self.activation] if self.activation is not None else []
 
     def describe(self) -> str:
-        name = activation_name(self.activation) if self.activation is not None else None
+        name = activation_label(self.activation) if self.activation is not None else None
         return f"Dense ({name})" if name and name not in ("linear", "identity") else "Dense"
 
     def expected_input_shape(self) -> Shape | None:
