@@ -2,8 +2,8 @@
 
 Each command lives in :mod:`nnbackend.commands`; this module assembles them and turns user mistakes into
 one line on stderr, ``nnbackend: error: ...``, with exit code 2 for wrong options and 1 for problems found
-while running (missing data, an unusable backend, a bad model file). Anything else is a bug and raises
-with its traceback.
+while running (missing data, an unusable backend, a bad model file, a folder that cannot be written).
+Anything else is a bug and raises with its traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from .io import CheckpointError
 __all__ = ["main", "build_parser"]
 
 USER_ERRORS = (ValueError, DataError, CheckpointError, BackendUnavailableError, FileNotFoundError)
+
+#: Operating-system errors about the user's files and disks (not bugs): said in one line, exit code 1.
+USER_OS_ERRORS = {getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EISDIR", "ENOTDIR",
+                                                     "EEXIST", "ENAMETOOLONG") if hasattr(errno, name)}
 
 
 class UsageError(Exception):
@@ -96,7 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
+    except MemoryError as exc:  # e.g. --layers 99999999999: NumPy names the allocation it could not make
+        if args.traceback:
+            raise
+        _fail(f"out of memory: {one_line(exc)}; use smaller layers, batches (--batch-size, --max-rows) or data")
+        return 1
     except OSError as exc:
+        if exc.errno in USER_OS_ERRORS and not args.traceback:
+            _fail(one_line(exc))
+            return 1
         # `nnbackend ... | head`: the reader left; stop quietly, as other tools do. Windows may report a
         # closed pipe as EINVAL rather than EPIPE.
         if not (isinstance(exc, BrokenPipeError) or (os.name == "nt" and exc.errno == errno.EINVAL)):

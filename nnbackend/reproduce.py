@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .backend import get_backend, machine
-from .data import load
+from .data import load, part_indices
 from .metrics import ClassificationReport, bootstrap_values
 from .paper import BEYOND, CLASS_REPORTS, TABLES, BeyondTable, ClassReportSpec, GridSettings, RunSpec, Table
 from .paper import FULL as GRID_FULL
@@ -249,7 +249,8 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
     chosen = get_backend(backend, dtype=dtype)  # fail now, with the install hint, not in every child
     runs = plan(tables, settings, out, backend=backend, dtype=dtype, data_dir=data_dir)
     for name in sorted({run.spec.data for run in runs}):
-        load(name, data_dir=data_dir)  # find (or download) each data set once, before any child needs it
+        dataset = load(name, data_dir=data_dir)  # find (or download) each data set once, before any child needs it
+        _check_subsets([run for run in runs if run.spec.data == name], dataset)
     to_train = unfinished(runs)
     jobs = max(1, min(jobs, len(to_train) or 1))
     where = f" with {jobs} processes of 1 BLAS thread each" if jobs > 1 else " in this process"
@@ -280,6 +281,20 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
     write_text(report, render_report(runs, context))
     write_json(out / "results.json", _results(runs, context))
     return runs, report
+
+
+def _check_subsets(runs: list[GridRun], dataset: Any) -> None:
+    """Raise ValueError, before anything trains, when a run's subset asks for more images than a part of
+    its split holds (otherwise every run of the grid would fail alike)."""
+    for run in runs:
+        if run.config.subset is None:
+            continue
+        parts = part_indices(run.config.split, len(dataset.train_labels), len(dataset.test_labels),
+                             seed=run.config.split_seed)
+        for part, wanted in zip(("train", "val", "test"), run.config.subset):
+            if wanted > len(parts[part]):
+                raise ValueError(f"the subset asks for {wanted:,} {part} images, but the {run.config.split} split of "
+                                 f"{dataset.name} has {len(parts[part]):,}; pass a smaller --subset")
 
 
 def _earlier_invocations(out: Path) -> list[dict[str, Any]]:

@@ -48,7 +48,12 @@ from .model import Sequential
 from .optimizers import Optimizer, get_optimizer
 from .training import Callback, EarlyStopping, LearningRateDecay, Trainer, check_decay_factor, check_max_rows
 
-__all__ = ["LOSS_CHOICES", "RunConfig", "RunResult", "at_chance", "command_for", "evaluate_model", "load_split", "train_run"]
+__all__ = ["LOSS_CHOICES", "RUN_FILES", "RunConfig", "RunResult", "at_chance", "command_for", "evaluate_model",
+           "load_split", "train_run"]
+
+#: The files a run folder may hold (see above); ``nnbackend train`` writes into no folder holding one.
+RUN_FILES = ("config.json", "history.csv", "history.json", "metrics.json", "model.npz", "checkpoint.npz",
+             "curves.png", "confusion.png", "report.md")
 
 Log = Callable[[str], None]
 

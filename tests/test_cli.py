@@ -445,6 +445,13 @@ MISTAKES = {
     "unknown table": (["reproduce", "--tables", "10"], 2),
     "unknown parity backend": (["parity", "--backends", "numpy,tpu"], 2),
     "unknown parity dtype": (["parity", "--dtypes", "float16"], 2),
+    "cnn with an activation": (["train", "--model", "cnn", "--activation", "tanh"], 2),
+    "dampening without momentum": (["train", "--optimizer", "gd", "--dampening", "0.5"], 2),
+    "verbose and quiet": (["train", "-v", "-q"], 2),
+    "empty output folder": (["train", "--out", ""], 2),
+    "parity report into a folder": (["parity", "--json", "{tmp}"], 2),
+    "layers beyond memory": (["train", "--layers", "99999999999", "--out", "{tmp}/run"], 1),
+    "subset beyond the split in a grid": (["reproduce", "--tables", "1", "--subset", "100000,10,10", "--out", "{tmp}/grid"], 1),
 }
 
 
@@ -504,6 +511,79 @@ def test_evaluate_does_not_overwrite_a_run_folders_metrics(trained, tmp_path, ca
     assert cli.main(["evaluate", str(run), "--out", str(run)]) == 1
     assert "already holds metrics.json" in capsys.readouterr().err
     assert (run / "metrics.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--epochs", "1"],
+    ["reproduce", "--tables", "1", "--subset", "10,10,10", "--epochs", "1", "--jobs", "1"],
+], ids=["train", "reproduce"])
+def test_no_command_writes_over_another_commands_folder(trained, tmp_path, capsys, command):
+    evaluation, run = tmp_path / "evaluation", _copy_run(trained, tmp_path)
+    assert cli.main(["evaluate", str(run), "--out", str(evaluation)]) == 0
+    for folder in (evaluation, run):
+        before = {path.name: path.read_bytes() for path in folder.iterdir()}
+        assert cli.main([*command, "--out", str(folder)]) == 1
+        err = capsys.readouterr().err
+        assert f"{folder} already holds" in err, err
+        assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_a_folder_that_cannot_be_written_is_named_before_any_work(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from nnbackend.commands import options, train
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(options.tempfile, "TemporaryDirectory", refuse)
+    monkeypatch.setattr(options.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("trained before checking the folder"))
+    for argv in (["train", "--out", str(tmp_path / "new" / "run")],
+                 ["parity", "--backends", "numpy", "--json", str(tmp_path / "p.json")]):
+        assert cli.main(argv) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"nnbackend: error: cannot write into {Path(argv[-1]).parent if argv[0] == 'parity' else argv[-1]}: "
+            "Permission denied; pass another folder")
+    assert not (tmp_path / "new").exists()
+    assert tempfile.TemporaryDirectory is refuse  # (the patch was in place)
+
+
+def test_an_os_error_about_the_users_files_is_one_line(monkeypatch, tmp_path, capsys):
+    from nnbackend.commands import train
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "model.npz"))
+
+    monkeypatch.setattr(train, "train_run", full_disk)
+    assert cli.main(["train", "--out", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"nnbackend: error: {tmp_path / 'run' / 'model.npz'}: No space left on device")
+
+
+def test_train_takes_subset_all_and_expands_a_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, text = run_cli("train", "--epochs", "1", "--subset", "all", "--backend", "numpy", "--quiet",
+                         "--out", "~/run")
+    assert code == 0, text
+    assert (tmp_path / "run" / "metrics.json").is_file() and not Path("~").exists()
+    assert "subset" not in json.loads((tmp_path / "run" / "metrics.json").read_text())["data"]
+
+
+def test_evaluate_a_model_beside_a_damaged_record_with_the_data_named(trained, tmp_path):
+    run = _copy_run(trained, tmp_path)
+    (run / "config.json").write_text("{")
+    code, text = run_cli("evaluate", run / "model.npz", "--data", "mnist-sample")
+    assert code == 0, text
+    assert "cannot be read (damaged); evaluating with the options given" in text
+
+
+def test_evaluate_notes_a_model_trained_on_other_data(trained, tmp_path):
+    code, text = run_cli("evaluate", trained[0], "--data", "fashion-mnist", "--subset", "100,100,100",
+                         "--data-dir", os.environ.get("NNBACKEND_DATA", "."))
+    if code == 1:
+        pytest.skip("Fashion-MNIST files not found (set NNBACKEND_DATA)")
+    assert "note: this model was trained on mnist-sample; these are fashion-mnist images" in text
 
 
 def test_saved_models_are_as_readable_as_the_other_run_files(trained):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 from pathlib import Path
 
 from ..backend import get_backend
@@ -36,33 +37,46 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, parser=parser)
 
 
-def _locate(path: Path) -> tuple[Path, RunConfig | None]:
+def _locate(path: Path, *, data_given: bool) -> tuple[Path, RunConfig | None]:
     """The model file and the run configuration (config.json) beside it, if any."""
     if path.is_dir():
         model = path / "model.npz"
         if not model.is_file() and (path / "checkpoint.npz").is_file():
             raise FileNotFoundError(
                 f"the run in {path} did not finish (no model.npz yet); continue it with 'nnbackend train "
-                f"--out {path} --resume', or evaluate its last checkpoint: {path / 'checkpoint.npz'}")
+                f"--out {shlex.quote(str(path))} --resume', or evaluate its last checkpoint: "
+                f"{shlex.quote(str(path / 'checkpoint.npz'))}")
         if not model.is_file():
             raise FileNotFoundError(f"{path} holds no model.npz; pass a run folder written by 'nnbackend train'")
     elif path.is_file() or path.with_name(path.name + ".npz").is_file():
         model = path
     else:
         raise FileNotFoundError(f"{path}: no such run folder or model file")
-    has_record = (model.parent / "config.json").is_file()
-    return model, read_record(model.parent)[1] if has_record else None
+    return model, _record_beside(model, data_given)
+
+
+def _record_beside(model: Path, data_given: bool) -> RunConfig | None:
+    """The run configuration in the config.json beside ``model``, if any; a damaged one is passed over
+    (with a note) when ``--data`` says which data to use, and is an error otherwise."""
+    if not (model.parent / "config.json").is_file():
+        return None
+    try:
+        return read_record(model.parent)[1]
+    except ValueError:
+        if not data_given:
+            raise
+        print(f"note: {model.parent / 'config.json'} cannot be read (damaged); evaluating with the options given")
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
-    model_path, recorded = _locate(Path(args.model))
+    model_path, recorded = _locate(Path(args.model), data_given=args.data is not None)
     if recorded is None and args.data is None:
         args.parser.error(f"{model_path} has no config.json beside it to say which data it belongs to; pass --data NAME")
     out = Path(args.out) if args.out else None
-    clashes = [name for name in ("metrics.json", "confusion.png") if out is not None and (out / name).exists()]
-    if clashes:
-        raise ValueError(f"{out} already holds {' and '.join(clashes)} (a run folder, or an earlier evaluation); "
-                         "pass another --out")
+    if out is not None:
+        options.refuse_clashes(out, ("metrics.json", "confusion.png", "results.json"), "an evaluation")
+        options.writable_folder(out)
     config = recorded or RunConfig(data=args.data, subset=None)
     changes = {}
     if args.data and args.data != config.data:
@@ -82,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
                          "classes; pass the --data it was trained on")
     print(f"model: {model_path} ({model.n_params:,} parameters)")
     print(split.summary())
+    if recorded and recorded.data != config.data:
+        print(f"note: this model was trained on {recorded.data}; these are {config.data} images, so its "
+              "accuracy here says little")
     if recorded and recorded.subset and "subset" not in changes:
         print(f"note: the run's recorded subset {','.join(map(str, recorded.subset))} applies; "
               "--subset all evaluates on the whole test part")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 from pathlib import Path
 
 from ..backend import BACKEND_NAMES, FLOAT_DTYPES
@@ -27,9 +28,13 @@ __all__ = [
     "hidden_layers",
     "max_rows",
     "non_negative_float",
+    "output_file",
+    "output_folder",
     "positive_float",
     "positive_int",
+    "refuse_clashes",
     "subset_sizes",
+    "writable_folder",
 ]
 
 
@@ -110,7 +115,10 @@ def non_negative_int(text: str) -> int:
 
 
 def output_folder(text: str) -> str:
-    """A folder to write into: it may not exist yet, but it and everything above it must not be files."""
+    """A folder to write into (``~`` expanded): it may not exist yet, but it and everything above it must
+    not be files."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty name")
     path = Path(text).expanduser()
     for place in (path, *path.parents):
         if place.exists():
@@ -118,7 +126,46 @@ def output_folder(text: str) -> str:
                 what = "is a file" if place == path else f"is inside {place}, which is a file"
                 raise argparse.ArgumentTypeError(f"{text} {what}; pass a folder")
             break
-    return text
+    return str(path)
+
+
+def output_file(text: str) -> Path:
+    """A file to write (``~`` expanded): not a folder, and nothing above it a file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name, got an empty name")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; pass a file name inside it, e.g. {path / 'parity.json'}")
+    output_folder(str(path.parent))
+    return path
+
+
+def writable_folder(folder: Path) -> None:
+    """Make sure ``folder`` can be created (if missing) and written, before any work; nothing is left
+    behind.
+
+    Raises:
+        ValueError: it cannot be created or written (permissions, a read-only disk), naming it.
+    """
+    existing = next(place for place in (folder, *folder.parents) if place.exists() or place == Path(place.anchor))
+    try:
+        if existing == folder:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        else:
+            with tempfile.TemporaryDirectory(dir=existing):
+                pass
+    except OSError as exc:
+        raise ValueError(f"cannot write into {folder}: {exc.strerror or exc}; pass another folder") from None
+
+
+def refuse_clashes(folder: Path, names: tuple[str, ...], what: str) -> None:
+    """Raise ValueError if ``folder`` already holds any of ``names``: another command's (or an earlier
+    run's) files, which writing ``what`` there would overwrite."""
+    found = [name for name in names if (folder / name).exists()]
+    if found:
+        raise ValueError(f"{folder} already holds {', '.join(found)}; writing {what} there would overwrite "
+                         f"{'them' if len(found) > 1 else 'it'}: pass another folder, or delete it first")
 
 
 def hidden_layers(text: str) -> tuple[int, ...]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from .. import parity
 from ..backend import INSTALL_HINTS
 from ..files import write_text
 from ..runs import json_ready
+from . import options
 
 EXAMPLES = """\
 examples:
@@ -46,8 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"comma-separated, from {','.join(parity.BACKEND_LABELS)} (default: all)")
     parser.add_argument("--dtypes", type=_names(parity.DTYPES, "dtype(s)"), metavar="LIST",
                         help="comma-separated, from float32,float64 (default: both)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write every cell (component x backend x dtype) as JSON")
-    parser.add_argument("--markdown", type=Path, metavar="PATH", help="write the matrix as a Markdown report")
+    parser.add_argument("--json", type=options.output_file, metavar="PATH", help="write every cell (component x backend x dtype) as JSON")
+    parser.add_argument("--markdown", type=options.output_file, metavar="PATH", help="write the matrix as a Markdown report")
     parser.set_defaults(handler=run, parser=parser)
 
 
@@ -61,6 +61,9 @@ def _hint(key: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for path in (args.json, args.markdown):
+        if path is not None:
+            options.writable_folder(path.parent)  # before the matrix runs, not after
     targets = parity.select_targets(args.backends, args.dtypes)
     cases = parity.CASES  # looked up now, so a test can substitute cases
     print(f"parity: {len(cases)} components x {len(targets)} targets against numpy/float64", flush=True)
@@ -88,10 +91,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(result.summary())
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         write_text(args.json, json.dumps(json_ready(result.to_dict()), indent=2, allow_nan=False) + "\n")
     if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
         write_text(args.markdown, result.to_markdown())
     if result.missing:
         print(f"nnbackend: error: requested backend(s) not usable here: {', '.join(result.missing)}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from pathlib import Path
 
 from .. import paper
 from ..reproduce import reproduce
@@ -69,7 +70,12 @@ def run(args: argparse.Namespace) -> int:
         changes["subset"] = None
     settings = dataclasses.replace(settings, **changes)
     tables = args.tables or sorted({*paper.TABLES, *paper.CLASS_REPORTS, *paper.BEYOND})
-    out = args.out or ("reproduce-out/quick" if args.quick else "reproduce-out/full")
+    out = Path(args.out or ("reproduce-out/quick" if args.quick else "reproduce-out/full"))
+    # A grid folder is known by its results.json: a folder of runs or evaluations is not overwritten.
+    options.refuse_clashes(out, ("config.json", "metrics.json", "model.npz", "confusion.png"), "the grid")
+    if (out / "report.md").exists() and not (out / "results.json").exists():
+        raise ValueError(f"{out} holds a report.md but no results.json, so it is not a grid folder; pass another --out")
+    options.writable_folder(out)
     runs, report = reproduce(out, tables, settings, backend=options.requested_backend(args.backend),
                              dtype=args.dtype, jobs=args.jobs, data_dir=args.data_dir)
     failed = [run.key for run in runs if run.status == "failed"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from ..io import CheckpointError
 from ..layers import ACTIVATIONS
 from ..optimizers import OPTIMIZERS
-from ..runs import LOSS_CHOICES, MODELS, RunConfig, read_record, train_run
+from ..runs import LOSS_CHOICES, MODELS, RUN_FILES, RunConfig, read_record, train_run
 from ..training import TrainingInterrupted
 from . import options
 
@@ -47,8 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "conv blocks with BatchNorm and max-pooling, a Dense 128 head (default: mlp)")
     model.add_argument("--layers", type=options.hidden_layers, default=None, metavar="SIZES",
                        help="mlp: hidden layer sizes, e.g. 512,256; '' for none (default: 128)")
-    model.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
-                       help="the hidden layers' activation (default: relu)")
+    model.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
+                       help="mlp: the hidden layers' activation (default: relu)")
     model.add_argument("--loss", choices=list(LOSS_CHOICES), default="cross_entropy",
                        help="; ".join(f"{name}: {choice.description}" for name, choice in LOSS_CHOICES.items())
                        + " (default: cross_entropy)")
@@ -94,8 +95,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--resume", action="store_true",
                      help="continue the interrupted run in --out DIR from its checkpoint.npz, with the options "
                      "recorded in its config.json (other model and training options are ignored)")
-    out.add_argument("-v", "--verbose", action="store_true", help="a line per epoch instead of a progress bar")
-    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar or evaluation lines")
+    chatter = out.add_mutually_exclusive_group()
+    chatter.add_argument("-v", "--verbose", action="store_true", help="a line per epoch instead of a progress bar")
+    chatter.add_argument("-q", "--quiet", action="store_true", help="no progress bar or evaluation lines")
     parser.set_defaults(handler=run, parser=parser)
 
 
@@ -115,8 +117,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         hyperparameters[name] = list(value) if isinstance(value, tuple) else value
     if args.min_delta and not args.early_stopping:
         args.parser.error("--min-delta needs --early-stopping PATIENCE")
-    if args.model == "cnn" and args.layers is not None:
-        args.parser.error("--layers applies to --model mlp; the cnn's layers are fixed (nnbackend.models.cnn)")
+    if args.dampening is not None and not args.momentum:
+        args.parser.error("--dampening damps the momentum: it needs --momentum (> 0) too")
+    for option, value in (("--layers", args.layers), ("--activation", args.activation)):
+        if args.model == "cnn" and value is not None:
+            args.parser.error(f"{option} applies to --model mlp; the cnn's layers are fixed (nnbackend.models.cnn)")
     try:
         return _config(args, hyperparameters)
     except ValueError as exc:  # a value only the optimizer or the run can judge (momentum, betas, ...)
@@ -126,8 +131,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def _config(args: argparse.Namespace, hyperparameters: dict) -> RunConfig:
     return RunConfig(
         data=args.data, data_dir=args.data_dir, split=args.split or "paper",
-        split_seed=42 if args.split_seed is None else args.split_seed, subset=args.subset,
-        model=args.model, layers=(128,) if args.layers is None else args.layers, activation=args.activation,
+        split_seed=42 if args.split_seed is None else args.split_seed, subset=args.subset or None,
+        model=args.model, layers=(128,) if args.layers is None else args.layers, activation=args.activation or "relu",
         loss=args.loss, optimizer=args.optimizer, lr=args.lr,
         hyperparameters=hyperparameters, epochs=args.epochs, batch_size=args.batch_size, max_rows=args.max_rows,
         lr_factor=args.lr_factor,
@@ -182,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         if (out / "config.json").exists():
             raise ValueError(f"{out} already holds a run; pass another --out, add --resume to continue it, "
                              "or delete it first")
+        options.refuse_clashes(out, (*RUN_FILES, "results.json", "runs"), "a training run")
+    options.writable_folder(out)
     verbose = 0 if args.quiet else 2 if args.verbose else 1
     try:
         result = train_run(config, out, verbose=verbose, log=print, command=command, resume=args.resume)
@@ -192,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
                               f"run the same command again") from None
     except TrainingInterrupted:
         print(f"nnbackend: interrupted; the checkpoint is in {out}. Continue with: "
-              f"nnbackend train --out {out} --resume", file=sys.stderr)
+              f"nnbackend train --out {shlex.quote(str(out))} --resume", file=sys.stderr)
         return 130
     test = result.metrics["test"]
     losses = ", ".join(f"{name} {value:.4f}" for name, value in test["losses"].items())
