@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -36,8 +36,9 @@ class Position:
 
 
 def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_rng: np.random.Generator,
-                    monitor: Any, settings: dict[str, Any]) -> Path:
-    """Write ``trainer``'s full state at ``position`` to ``path`` atomically."""
+                    monitor: Any, settings: dict[str, Any], callbacks: Sequence[Any] = ()) -> Path:
+    """Write ``trainer``'s full state at ``position`` to ``path`` atomically, with the state of each of
+    ``callbacks`` that keeps one."""
     model, optimizer = trainer.model, trainer.optimizer
     meta, arrays = model_record(model)
     opt_state = optimizer.state_dict()
@@ -51,6 +52,7 @@ def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_
         history=trainer.history.to_dict(),
         settings=settings,
         monitor=None,
+        callbacks=[{"type": type(callback).__name__, "state": callback.state_dict()} for callback in callbacks],
     )
     arrays["position/loss_sum"] = to_numpy(position.loss_sum)
     arrays["position/correct"] = to_numpy(position.correct)
@@ -65,8 +67,9 @@ def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_
 
 
 def load_checkpoint(path: str | Path, trainer: Any, shuffle_rng: np.random.Generator, monitor: Any,
-                    settings: dict[str, Any]) -> Position:
-    """Restore ``trainer`` (model, optimizer, history, random streams, ``monitor``) from ``path``.
+                    settings: dict[str, Any], callbacks: Sequence[Any] = ()) -> Position:
+    """Restore ``trainer`` (model, optimizer, history, random streams, ``monitor``) and the state of
+    ``callbacks`` (each given the state saved for a callback of its type at its place) from ``path``.
 
     Raises:
         CheckpointError: the file is damaged or not a checkpoint, or it belongs to another model,
@@ -74,7 +77,7 @@ def load_checkpoint(path: str | Path, trainer: Any, shuffle_rng: np.random.Gener
     """
     meta, arrays = read_file(path, kind="checkpoint")
     try:
-        return _restore(path, meta, arrays, trainer, shuffle_rng, monitor, settings)
+        return _restore(path, meta, arrays, trainer, shuffle_rng, monitor, settings, callbacks)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
@@ -82,7 +85,8 @@ def load_checkpoint(path: str | Path, trainer: Any, shuffle_rng: np.random.Gener
 
 
 def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], trainer: Any,
-             shuffle_rng: np.random.Generator, monitor: Any, settings: dict[str, Any]) -> Position:
+             shuffle_rng: np.random.Generator, monitor: Any, settings: dict[str, Any],
+             callbacks: Sequence[Any]) -> Position:
     """:func:`load_checkpoint` after reading: every part is checked before anything changes."""
     model, optimizer = trainer.model, trainer.optimizer
     ours, theirs = model.get_config(), meta["model"]
@@ -138,12 +142,18 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
                      or not np.array_equal(np.sort(order), np.arange(n))):
         raise CheckpointError(f"{path}: its sample order is not an order of the {n} samples")
 
+    saved_callbacks = meta.get("callbacks", [])  # (absent from checkpoints older than callback states)
+    resumed_callbacks = [(callback, saved["state"]) for callback, saved in zip(callbacks, saved_callbacks)
+                         if saved["type"] == type(callback).__name__ and saved["state"] is not None]
+
     optimizer.load_state_dict({**meta["optimizer"], "state": state}, model.backend)  # checks before it changes
     model.load_state_dict(model_state)
     set_state(shuffle_rng, meta["rng"]["shuffle"])
     for rng, saved in zip(model.streams.dropout, dropout_states):
         set_state(rng, saved)
     trainer.history = history
+    for callback, saved in resumed_callbacks:
+        callback.load_state_dict(saved)
     if monitor is not None and meta["monitor"] is not None:
         monitor.best = meta["monitor"]["best"]
         monitor.best_epoch = meta["monitor"]["best_epoch"]

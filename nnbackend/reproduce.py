@@ -145,7 +145,10 @@ def _run_in_child(run: GridRun, env: dict[str, str]) -> GridRun:
     run.folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "nnbackend.runs", "--config", json.dumps(run.config.to_dict()),
                "--out", str(run.folder)] + (["--figures"] if run.figures else [])
-    with open(run.folder / "train.log", "w", encoding="utf-8", errors="surrogateescape") as log:
+    # Appended to: a resumed run keeps the log of its interrupted session above this one's.
+    with open(run.folder / "train.log", "a", encoding="utf-8", errors="surrogateescape") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command_for(run.config))}\n")
+        log.flush()
         code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
     run.metrics = read_metrics(run.folder)
     if code != 0 or run.metrics is None:

@@ -350,6 +350,17 @@ class ValidationLosses(Callback):
         for name, loss in self.losses.items():
             self.values[name].append(Trainer(trainer.model, loss).evaluate(self.x_val, self.y_val)["loss"])
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": list(self.epochs), "values": {name: list(v) for name, v in self.values.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        epochs, values = state["epochs"], state["values"]
+        if (not all(isinstance(e, int) for e in epochs) or set(values) != set(self.losses)
+                or any(len(v) != len(epochs) or not all(isinstance(x, (int, float)) for x in v)
+                       for v in values.values())):
+            raise ValueError(f"the saved validation losses do not fit this run's {sorted(self.losses)}")
+        self.epochs, self.values = list(epochs), {name: [float(x) for x in v] for name, v in values.items()}
+
 
 def environment(backend: Backend) -> dict[str, Any]:
     """Versions and machine, for the record."""
@@ -430,6 +441,10 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
         "environment": environment(backend),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+    if resume and (folder / "config.json").is_file():
+        earlier = read_record(folder)[0]
+        record["started"] = earlier.get("started", record["started"])
+        record["resumed"] = [*earlier.get("resumed", []), time.strftime("%Y-%m-%d %H:%M:%S")]
     write_json(folder / "config.json", record)
 
     extra = {name: l for name, l in reported_losses(model, config.loss).items() if name != config.loss}
@@ -447,7 +462,7 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
                           callbacks=callbacks, verbose=verbose,
                           checkpoint=folder / "checkpoint.npz", checkpoint_every=config.eval_every,
                           resume=resume)
-    fit_time = time.perf_counter() - fit_start
+    fit_time = time.perf_counter() - fit_start + trainer.resumed_time  # with the sessions before a resume
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverged model is reported as such
         figures_test, report = evaluate_model(model, split.x_test, split.y_test,
@@ -466,7 +481,7 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
         "stopped_epoch": history.stopped_epoch,
         "best_epoch": history.best_epoch,
         "final": final,
-        "validation_losses": {"epoch": tracker.epochs, **tracker.values},
+        "validation_losses": validation_losses(history, config.loss, tracker),
         "test": {
             "samples": len(split.y_test),
             "accuracy": report.accuracy,
@@ -480,11 +495,19 @@ def train_run(config: RunConfig, out: str | Path, *, verbose: int = 1, figures: 
     }
     if figures:
         _figures(folder, history, report, config, record["optimizer"]["lr"], say)
-    metrics["wall_time_s"] = time.perf_counter() - started
+    metrics["wall_time_s"] = time.perf_counter() - started + trainer.resumed_time
     write_text(folder / "report.md",
                run_report(record, metrics, report, history, figures=(folder / "curves.png").is_file()))
     write_json(folder / "metrics.json", metrics)
     return RunResult(folder, history, report, metrics)
+
+
+def validation_losses(history: History, loss: str, tracker: ValidationLosses) -> dict[str, list[Any]]:
+    """Every reported loss at every evaluation: ``{"epoch": [...], loss: [...], other_loss: [...]}``."""
+    # A run resumed from a checkpoint older than callback states lacks the other losses before it.
+    missing = len(history.val_epoch) - len(tracker.epochs)
+    return {"epoch": list(history.val_epoch), loss: list(history.val_loss),
+            **{name: [None] * missing + values for name, values in tracker.values.items()}}
 
 
 def _figures(folder: Path, history: History, report: ClassificationReport, config: RunConfig, lr: float,

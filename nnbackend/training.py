@@ -55,6 +55,14 @@ class Callback:
     def on_fit_end(self, trainer: Trainer) -> None:
         """Called once when training ends, however it ends."""
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What the callback has gathered so far, JSON-ready, kept in training checkpoints so that a
+        resumed fit continues it; ``None`` (the default) when it keeps nothing."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state_dict`'s output when a fit resumes (raise ValueError if it is not)."""
+
 
 def check_max_rows(max_rows: Any) -> int | str | None:
     """``max_rows`` as :class:`Trainer` takes it (a positive integer, ``None`` or ``"auto"``), else ValueError."""
@@ -157,6 +165,9 @@ class Trainer:
         if isinstance(self.loss, CrossEntropy) and tuple(model.output_shape) == (1,):
             raise ValueError(CrossEntropy.ONE_OUTPUT)
         self.history = History()
+        #: Seconds of training before this fit resumed from a checkpoint (0 for a fresh fit); the
+        #: history's times go on from there.
+        self.resumed_time = 0.0
         self._interrupt_requested = False
 
     @property
@@ -289,7 +300,7 @@ class Trainer:
         self.history = History()
         position = Position()
         if resume and Path(checkpoint).exists():
-            position = load_checkpoint(checkpoint, self, rng, monitor, settings)
+            position = load_checkpoint(checkpoint, self, rng, monitor, settings, callbacks)
             if position.begin == 0:
                 position.loss_sum = position.correct = 0
         history = self.history
@@ -299,9 +310,10 @@ class Trainer:
 
         def save(at: Position) -> None:
             if checkpoint is not None:
-                save_checkpoint(checkpoint, self, at, rng, monitor, settings)
+                save_checkpoint(checkpoint, self, at, rng, monitor, settings, callbacks)
 
         time_offset = history.time[-1] if history.time else 0.0
+        self.resumed_time = time_offset
         start = time.perf_counter() - time_offset
         model.train()
         self._interrupt_requested = False

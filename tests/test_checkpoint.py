@@ -194,6 +194,33 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps, make):
     assert second.optimizer.lr == 0.01 and second.optimizer.steps == 30
 
 
+class EpochLog(nb.Callback):
+    """A callback that gathers something: the epochs it saw, kept across a resume by its state."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.epochs.append(epoch)
+
+    def state_dict(self):
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state):
+        self.epochs = list(state["epochs"])
+
+
+def test_a_callbacks_state_resumes_with_the_run(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 12)  # in epoch 3
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=ckpt, callbacks=[EpochLog()])
+    log = EpochLog()
+    fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True, callbacks=[log])
+    assert log.epochs == [1, 2, 3, 4, 5, 6]
+
+
 def test_a_resumed_run_stops_early_where_the_uninterrupted_one_did(tmp_path):
     # min_delta so large that nothing after epoch 1 counts as better: the patience runs out at epoch 3.
     # Interrupted in epoch 3, the checkpoint must carry the evaluation it had already waited.

@@ -61,7 +61,8 @@ def test_train_prints_backend_model_and_test_report(trained):
 def test_an_interrupted_train_resumes_to_the_same_model(tmp_path, monkeypatch, capsys):
     from nnbackend.training import Trainer
 
-    argv = ["train", "--epochs", "3", "--backend", "numpy", "--quiet", "--subset", "600,200,200"]
+    # The paper's loss: the run also records the cross-entropy at each evaluation (kept in the checkpoint).
+    argv = ["train", "--epochs", "3", "--backend", "numpy", "--quiet", "--subset", "600,200,200", "--loss", "paper"]
     assert run_cli(*argv, "--out", tmp_path / "whole")[0] == 0
     original = Trainer._train_epoch
     calls = []
@@ -86,6 +87,14 @@ def test_an_interrupted_train_resumes_to_the_same_model(tmp_path, monkeypatch, c
     whole, resumed = nb.load_model(tmp_path / "whole" / "model.npz"), nb.load_model(run / "model.npz")
     for name, value in whole.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[name], value)
+    metrics = {name: json.loads((folder / "metrics.json").read_text()) for name, folder in
+               (("whole", tmp_path / "whole"), ("resumed", run))}
+    assert metrics["resumed"]["validation_losses"] == metrics["whole"]["validation_losses"]
+    assert metrics["resumed"]["validation_losses"]["epoch"] == [1, 2, 3]
+    history = json.loads((run / "history.json").read_text())
+    assert metrics["resumed"]["fit_time_s"] >= history["time"][-1]  # the sessions before the resume count
+    record = json.loads((run / "config.json").read_text())
+    assert len(record["resumed"]) == 1 and record["started"] <= record["resumed"][0]
     assert run_cli("train", "--out", run, "--resume")[0] == 1  # finished: nothing to resume
 
 
