@@ -64,9 +64,10 @@ def write_file(path: str | Path, kind: str, meta: dict[str, Any], arrays: dict[s
 
 
 def npz_path(path: str | Path) -> Path:
-    """``path`` with ``.npz`` appended unless it ends so: the file :func:`write_file` writes."""
+    """``path`` with ``.npz`` appended unless it ends so (in any case, ``.NPZ`` too): the file
+    :func:`write_file` writes."""
     path = Path(path)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    return path if path.suffix.lower() == ".npz" else path.with_name(path.name + ".npz")
 
 
 def read_file(path: str | Path, kind: str | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

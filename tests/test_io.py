@@ -16,6 +16,8 @@ def test_a_saved_model_loads_with_the_same_outputs(tmp_path):
     assert path.name == "model.npz"
     x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
     np.testing.assert_array_equal(nb.load_model(path, backend="numpy").predict(x), model.predict(x))
+    assert nb.save_model(model, tmp_path / "MODEL.NPZ").name == "MODEL.NPZ"  # not MODEL.NPZ.npz
+    np.testing.assert_array_equal(nb.load_model(tmp_path / "MODEL.NPZ").predict(x), model.predict(x))
 
 
 @pytest.mark.parametrize("content, message", [
