@@ -16,14 +16,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_file", "replace_file", "write_text"]
+__all__ = ["atomic_file", "check_file_path", "replace_file", "write_text"]
+
+
+def check_file_path(path: str | Path, example: str = "name.ext") -> Path:
+    """``path`` as a ``Path``, or a ``ValueError`` when it names an existing folder (a file cannot
+    replace it) suggesting ``path / example`` instead; call it before the work whose result goes to
+    ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass a file name such as {path / example}")
+    return path
 
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` (``"wb"``, or ``"w"`` for UTF-8 text); when the block ends
-    without an error it is flushed to disk, given the usual file mode and renamed to ``path``."""
-    path = Path(path)
+    without an error it is flushed to disk, given the usual file mode and renamed to ``path``.
+
+    Raises:
+        ValueError: ``path`` is a folder (see :func:`check_file_path`); nothing is written.
+    """
+    path = check_file_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     text = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""} if "b" not in mode else {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 
 from nnbackend.arrays import one_hot
-from nnbackend.files import write_text
+from nnbackend.files import check_file_path, write_text
 from nnbackend.backend import namespace_of, to_numpy
 
 __all__ = ["ClassificationReport", "accuracy", "bootstrap_interval", "bootstrap_values", "classification_report",
@@ -32,6 +32,11 @@ __all__ = ["ClassificationReport", "accuracy", "bootstrap_interval", "bootstrap_
 # float32 represents every integer up to 2**24 exactly, so a one-hot product over at most this many
 # samples yields exact counts on any device (float64 is not available everywhere).
 _EXACT_FLOAT32_COUNT = 2**24
+# The most elements of one chunk's one-hot arrays (256 MiB each in float32).
+_ONE_HOT_ELEMENTS = 2**26
+
+MAX_CLASSES = 2**14
+"""The most classes the metrics count: a (C, C) confusion matrix of int64 takes 8 C**2 bytes (2 GiB here)."""
 
 _AVERAGE_KEYS = ("precision", "recall", "f1")
 
@@ -102,23 +107,38 @@ def _label_range(x: Any, xp: ModuleType) -> tuple[int, int]:
     return int(to_numpy(xp.min(x))), int(to_numpy(xp.max(x)))
 
 
-def _resolve_n_classes(labels: _Labels, n_classes: int | None) -> int:
-    """The number of classes, checking that every label lies in [0, n_classes)."""
+def _resolve_n_classes(labels: _Labels, n_classes: int | None, source: str | None = None) -> int:
+    """The number of classes, checking that it is at most :data:`MAX_CLASSES` and that every label lies
+    in [0, n_classes). ``source`` says where a given ``n_classes`` came from, for messages
+    (default ``"n_classes is C"``)."""
     if n_classes is not None:
         if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
         n_classes = int(n_classes)
+        source = source or f"n_classes is {n_classes}"
+        if n_classes > MAX_CLASSES:
+            raise ValueError(f"{source}, more than the {MAX_CLASSES} classes a (C, C) confusion matrix may have")
     if n_classes is not None and labels.n_columns is not None and n_classes != labels.n_columns:
-        raise ValueError(f"n_classes is {n_classes} but the scores have {labels.n_columns} columns")
-    ranges = {"y_true": _label_range(labels.true, labels.xp), "y_pred": _label_range(labels.pred, labels.xp)}
+        raise ValueError(f"{source} but the scores have {labels.n_columns} columns")
     if n_classes is None and labels.n_columns is not None:
         n_classes = labels.n_columns
-    elif n_classes is None:
-        n_classes = max(high for _, high in ranges.values()) + 1
+        source = f"the scores have {n_classes} columns"
+        if n_classes > MAX_CLASSES:
+            raise ValueError(f"{source}, more than the {MAX_CLASSES} classes a (C, C) confusion matrix may have")
+    ranges = {"y_true": _label_range(labels.true, labels.xp), "y_pred": _label_range(labels.pred, labels.xp)}
+    if n_classes is None:
+        name, high = max(((name, high) for name, (_, high) in ranges.items()), key=lambda item: item[1])
+        if high >= MAX_CLASSES:
+            raise ValueError(
+                f"{name} holds the label {high}, which would make {high + 1} classes (at most {MAX_CLASSES}); "
+                "labels must be class indices in [0, n_classes): pass n_classes (or class_names) to check them"
+            )
+        n_classes = high + 1
     for name, (low, high) in ranges.items():
         for value in (low, high):
             if not 0 <= value < n_classes:
-                raise ValueError(f"{name} holds the label {value}, outside the class range [0, {n_classes})")
+                where = f"; {source}" if source else ""
+                raise ValueError(f"{name} holds the label {value}, outside the class range [0, {n_classes}){where}")
     return n_classes
 
 
@@ -126,8 +146,9 @@ def _count_pairs(labels: _Labels, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) int64 host counts of (true, predicted) pairs, via one-hot matmuls."""
     xp, n = labels.xp, labels.true.shape[0]
     counts = np.zeros((n_classes, n_classes), dtype=np.int64)
-    for start in range(0, n, _EXACT_FLOAT32_COUNT):
-        stop = min(start + _EXACT_FLOAT32_COUNT, n)
+    chunk = max(1, min(_EXACT_FLOAT32_COUNT, _ONE_HOT_ELEMENTS // n_classes))
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
         true = one_hot(labels.true[start:stop], n_classes, xp.float32)
         pred = one_hot(labels.pred[start:stop], n_classes, xp.float32)
         counts += to_numpy(true.T @ pred).astype(np.int64)
@@ -166,7 +187,9 @@ def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int | None = None) -> 
         (C, C) int64 NumPy array on the host: row ``i`` is the true class, column ``j`` the predicted one.
 
     Raises:
-        ValueError: as :func:`accuracy`, and for labels outside [0, n_classes) or a bad ``n_classes``.
+        ValueError: as :func:`accuracy`, and for labels outside [0, n_classes), a bad ``n_classes``, or
+            more than :data:`MAX_CLASSES` classes (a label of :data:`MAX_CLASSES` or more when
+            ``n_classes`` is inferred), all before anything is counted.
     """
     labels = _validate(y_true, y_pred)
     return _count_pairs(labels, _resolve_n_classes(labels, n_classes))
@@ -225,6 +248,7 @@ class ClassificationReport:
         Raises:
             ValueError: the matrix is not square, not integer, negative or all zero, or the number of
                 names differs from C.
+            TypeError: ``class_names`` is not a sequence of names.
         """
         matrix = np.array(to_numpy(_as_array(confusion)))
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
@@ -305,19 +329,29 @@ class ClassificationReport:
         }
 
     def to_json(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as indented JSON to ``path``, creating parent folders."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write :meth:`to_dict` as indented JSON to ``path``, creating parent folders.
+
+        Raises:
+            ValueError: ``path`` is a folder.
+        """
+        write_text(check_file_path(path, "metrics.json"), json.dumps(self.to_dict(), indent=2) + "\n")
 
     def __str__(self) -> str:
         return self.to_table()
 
 
+def _name_tuple(class_names: Sequence[str]) -> tuple[str, ...]:
+    """``class_names`` as a tuple of strings; a ``TypeError`` for a single string or a non-iterable."""
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Iterable):
+        raise TypeError(f"class_names must be a sequence of names such as ['cat', 'dog'], "
+                        f"got {type(class_names).__name__} {class_names!r}")
+    return tuple(str(name) for name in class_names)
+
+
 def _class_names(class_names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
     if class_names is None:
         return tuple(str(i) for i in range(n_classes))
-    names = tuple(str(name) for name in class_names)
+    names = _name_tuple(class_names)
     if len(names) != n_classes:
         raise ValueError(f"class_names has {len(names)} names but there are {n_classes} classes")
     return names
@@ -339,18 +373,21 @@ def classification_report(
         A :class:`ClassificationReport` on the host.
 
     Raises:
-        ValueError: as :func:`confusion_matrix`, or ``class_names`` of the wrong length.
+        ValueError: as :func:`confusion_matrix` (labels outside the classes that ``class_names`` names
+            included), or ``class_names`` empty or of the wrong length; all before anything is counted.
+        TypeError: ``class_names`` is not a sequence of names.
     """
-    if n_classes is None and class_names is not None:
-        n_classes = len(class_names)
-        try:
-            counts = confusion_matrix(y_true, y_pred, n_classes)
-        except ValueError as exc:
-            if "outside the class range" not in str(exc):
-                raise
-            raise ValueError(f"{exc}; class_names gives {n_classes} name{'' if n_classes == 1 else 's'}") from None
-        return ClassificationReport.from_confusion(counts, class_names)
-    return ClassificationReport.from_confusion(confusion_matrix(y_true, y_pred, n_classes), class_names)
+    labels = _validate(y_true, y_pred)
+    names = None if class_names is None else _name_tuple(class_names)
+    if names is not None and not names:
+        raise ValueError("class_names is empty; give one name per class")
+    if names is not None and n_classes is None:
+        source = f"class_names gives {len(names)} name{'' if len(names) == 1 else 's'}"
+        n_classes = _resolve_n_classes(labels, len(names), source)
+    else:
+        n_classes = _resolve_n_classes(labels, n_classes)
+    names = _class_names(names, n_classes)
+    return ClassificationReport.from_confusion(_count_pairs(labels, n_classes), names)
 
 
 BOOTSTRAP_METRICS = ("accuracy", "precision", "recall", "f1")

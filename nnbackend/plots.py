@@ -16,7 +16,7 @@ import array_api_compat
 import numpy as np
 
 from nnbackend.backend import to_numpy
-from nnbackend.files import atomic_file
+from nnbackend.files import atomic_file, check_file_path
 from nnbackend.history import History
 
 if TYPE_CHECKING:
@@ -130,8 +130,11 @@ def plot_history(history: History, path: str | Path | None = None, *, title: str
         The matplotlib ``Figure`` (two axes: loss, accuracy).
 
     Raises:
+        ValueError: ``path`` is a folder.
         ImportError: matplotlib is not installed.
     """
+    if path is not None:
+        path = check_file_path(path, "curves.png")
     figure = _new_figure(11.0, 4.2)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     panels = (
@@ -209,10 +212,12 @@ def plot_confusion_matrix(
         The matplotlib ``Figure`` (the matrix axes and the colour bar axes).
 
     Raises:
-        ValueError: the matrix is not square, empty, negative or non-finite, or the number of names is
-            not C.
+        ValueError: the matrix is not square, empty, negative or non-finite, the number of names is
+            not C, or ``path`` is a folder.
         ImportError: matplotlib is not installed.
     """
+    if path is not None:
+        path = check_file_path(path, "confusion.png")
     counts = _as_host_matrix(matrix)
     n_classes = counts.shape[0]
     names = [str(i) for i in range(n_classes)] if class_names is None else [str(n) for n in class_names]

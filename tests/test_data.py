@@ -15,6 +15,7 @@ import hashlib
 import http.server
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import sys
@@ -651,3 +652,70 @@ def test_part_indices_name_the_images_of_each_part_and_cover_the_pool_once():
     np.testing.assert_array_equal(part_indices("official", 4000, 1000)["test"], np.arange(4000, 5000))
     with pytest.raises(ValueError, match="kind must be 'paper' or 'official'"):
         part_indices("random", 10, 10)
+
+
+def test_official_split_without_validation_trains_on_every_train_image():
+    data = numbered()
+    for flatten, shape in ((True, (0, 784)), (False, (0, 1, 28, 28))):
+        split = official_split(data, validation_fraction=0, flatten=flatten)
+        assert split.x_val.shape == shape and split.y_val.shape == (0,) and split.y_val.dtype == np.int64
+        assert sorted(ids(split.x_train)) == list(range(600)) and len(split.y_test) == 400
+    assert re.search(r"val +0 samples", split.summary())
+    tiny_fraction = official_split(data, validation_fraction=1e-4)  # rounds to no validation image too
+    assert len(tiny_fraction.y_val) == 0 and len(tiny_fraction.y_train) == 600
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"validation_fraction": 1}, r"validation_fraction must be a number in \[0, 1\), got 1"),
+    ({"validation_fraction": -0.1}, r"must be a number in \[0, 1\)"),
+    ({"validation_fraction": "0.1"}, r"must be a number in \[0, 1\), got '0.1'"),
+    ({"validation_fraction": True}, r"must be a number in \[0, 1\)"),
+    ({"validation_fraction": 0.9999}, "validation_fraction 0.9999 of 600 train images leaves none to train on"),
+    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ({"seed": 1.5}, "seed must be an integer >= 0"),
+])
+def test_official_split_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        official_split(numbered(), **kwargs)
+
+
+def test_bad_settings_are_refused_before_the_data_set_is_loaded(monkeypatch):
+    from nnbackend.data import splits
+
+    monkeypatch.setattr(splits, "load", lambda name: pytest.fail("loaded the data set"))
+    with pytest.raises(ValueError, match="validation_fraction"):
+        official_split("mnist", validation_fraction=1.5)
+    with pytest.raises(ValueError, match="seed"):
+        paper_split("mnist", seed="42")
+
+
+@pytest.mark.parametrize(("args", "error", "message"), [
+    ((2.5,), TypeError, "n_train must be a whole number of samples or None .*got float 2.5"),
+    ((10, "5"), TypeError, "n_val must be a whole number of samples or None"),
+    ((10, None, True), TypeError, "n_test must be a whole number"),
+    ((-1,), ValueError, "asked for -1 train samples"),
+])
+def test_subset_refuses_counts_that_are_not_sample_numbers(args, error, message):
+    with pytest.raises(error, match=message):
+        subset(paper_split(numbered()), *args)
+    assert len(subset(paper_split(numbered()), np.int64(3)).y_train) == 3
+
+
+def test_subset_and_splits_refuse_the_wrong_kind_of_data():
+    with pytest.raises(TypeError, match="subset: split must be a Split .*got DataSet"):
+        subset(numbered(), 10)
+    with pytest.raises(TypeError, match=r"dataset must be a DataSet or a data set name such as 'mnist', got int 3"):
+        paper_split(3)
+    with pytest.raises(TypeError, match=r"got PosixPath|got WindowsPath"):
+        official_split(Path("mnist"))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: load(3), "a data set name must be a string such as 'mnist', got int 3; known data sets: .*mnist"),
+    (lambda: load(Path("/data/mnist")), r"got .*Path.*pass data_dir=FOLDER to load"),
+    (lambda: search_path(None), "a data set name must be a string"),
+    (lambda: load("mnist-sample", data_dir=5), r"data_dir must be a folder's path \(str or Path\), got int 5"),
+])
+def test_load_refuses_names_and_folders_of_the_wrong_type(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()

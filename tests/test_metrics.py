@@ -331,3 +331,58 @@ def test_bootstrap_interval_refuses_a_bad_confusion_matrix():
         bootstrap_interval(np.ones((2, 3), dtype=int))
     with pytest.raises(ValueError, match="non-negative integer counts"):
         bootstrap_interval(np.zeros((3, 3), dtype=int))
+
+
+def test_to_json_refuses_a_folder_and_leaves_nothing(tmp_path):
+    report = classification_report(Y_TRUE, Y_PRED)
+    with pytest.raises(ValueError, match=r"is a folder; pass a file name such as .*metrics\.json"):
+        report.to_json(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_writer_refuses_a_folder_through_the_atomic_writer(tmp_path):
+    from nnbackend.files import atomic_file, write_text
+
+    with pytest.raises(ValueError, match=f"{tmp_path} is a folder; pass a file name"):
+        write_text(tmp_path, "text")
+    with pytest.raises(ValueError, match="is a folder"), atomic_file(tmp_path):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda y_true, y_pred: confusion_matrix(y_true, y_pred),
+    lambda y_true, y_pred: classification_report(y_true, y_pred),
+])
+def test_a_huge_label_is_named_instead_of_sizing_the_matrix(call):
+    y_true, y_pred = np.array([0, 10**9]), np.array([0, 1])
+    with pytest.raises(ValueError, match=r"y_true holds the label 1000000000, which would make 1000000001 classes"
+                                         r".*pass n_classes \(or class_names\)"):
+        call(y_true, y_pred)
+    with pytest.raises(ValueError, match="y_pred holds the label 1000000000"):
+        call(y_pred, y_true)
+
+
+def test_the_number_of_classes_is_checked_the_same_way_whoever_gives_it():
+    y_true, y_pred = np.array([0, 10**9]), np.array([0, 1])
+    with pytest.raises(ValueError, match=r"label 1000000000, outside the class range \[0, 10\); n_classes is 10"):
+        classification_report(y_true, y_pred, n_classes=10)
+    with pytest.raises(ValueError, match=r"label 1000000000, outside the class range \[0, 3\); class_names gives 3"):
+        classification_report(y_true, y_pred, class_names=list("abc"))
+    with pytest.raises(ValueError, match=r"label 5, outside the class range \[0, 3\); the scores have 3 columns"):
+        confusion_matrix(np.eye(3), [0, 1, 5])
+    with pytest.raises(ValueError, match="class_names gives 3 names but the scores have 4 columns"):
+        classification_report(np.eye(4), np.eye(4), class_names=list("abc"))
+    with pytest.raises(ValueError, match=r"n_classes is 1000000000, more than the 16384 classes"):
+        confusion_matrix(Y_TRUE, Y_PRED, n_classes=10**9)
+    with pytest.raises(ValueError, match="class_names is empty"):
+        classification_report(Y_TRUE, Y_PRED, class_names=[])
+    with pytest.raises(TypeError, match="class_names must be a sequence of names"):
+        classification_report(Y_TRUE, Y_PRED, class_names=4)
+
+
+def test_many_classes_are_counted_in_bounded_chunks(monkeypatch):
+    import nnbackend.metrics as metrics
+
+    monkeypatch.setattr(metrics, "_ONE_HOT_ELEMENTS", 8)  # two samples per chunk for four classes
+    np.testing.assert_array_equal(confusion_matrix(Y_TRUE, Y_PRED, n_classes=4), CONFUSION)

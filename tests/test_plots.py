@@ -133,3 +133,12 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ImportError, match=r'pip install "nnbackend\[plot\]"'):
         plot_history(History())
+
+
+def test_a_folder_as_the_path_is_refused_before_drawing_and_nothing_is_written(tmp_path: Path) -> None:
+    history = _diverged_history()
+    with pytest.raises(ValueError, match=rf"{tmp_path} is a folder; pass a file name such as .*curves\.png"):
+        plot_history(history, tmp_path)
+    with pytest.raises(ValueError, match=r"is a folder; pass a file name such as .*confusion\.png"):
+        plot_confusion_matrix(CONFUSION, path=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,14 @@ def load(name: str, *, data_dir: str | Path | None = None, download: bool = True
         download: fetch the files into :func:`cache_dir` when no copy is found (needs pooch).
 
     Raises:
+        TypeError: ``name`` is not a string, or ``data_dir`` not a path.
         DataError: unknown name; a folder with only some of the files; a corrupt, truncated or wrong file;
             or no copy found and none downloaded (the message lists every place searched and how to
             provide the files).
     """
     spec = get_spec(name)
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a folder's path (str or Path), got {type(data_dir).__name__} {data_dir!r}")
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"data_dir {data_dir}: no such folder (it should hold {spec.name}/ or the files themselves)")
     places = locate.search_path(spec.name, data_dir)

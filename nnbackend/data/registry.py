@@ -7,6 +7,7 @@ Everything :func:`nnbackend.data.load` needs to find, verify and fetch a data se
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,8 +91,13 @@ def get_spec(name: str) -> DataSetSpec:
     """The data set called ``name``, ignoring case and separators (``"MNIST"``, ``"fashion_mnist"``).
 
     Raises:
+        TypeError: ``name`` is not a string.
         DataError: no data set has that name; the message lists the known ones.
     """
+    if not isinstance(name, str):
+        hint = " (for files in a folder, pass data_dir=FOLDER to load)" if isinstance(name, os.PathLike) else ""
+        raise TypeError(f"a data set name must be a string such as 'mnist', got {type(name).__name__} {name!r}"
+                        f"{hint}; known data sets: {', '.join(dataset_names())}")
     spec = _REGISTRY.get(_key(name))
     if spec is None:
         raise DataError(f"unknown data set {name!r}; known data sets: {', '.join(dataset_names())}")

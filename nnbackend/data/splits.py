@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +76,7 @@ def paper_split(
         dtype: ``"float32"`` or ``"float64"``.
     """
     dtype = _float_dtype(dtype)
+    _check_seed(seed)
     data = _as_dataset(dataset)
     images = np.concatenate([data.train_images, data.test_images])
     labels = np.concatenate([data.train_labels, data.test_labels])
@@ -94,15 +98,26 @@ def official_split(
     The train set is shuffled with ``np.random.default_rng(seed).permutation``; the first
     ``round(validation_fraction * n)`` images become validation, the rest train. The test set keeps
     its official order. Other arguments as in :func:`paper_split`.
+
+    Args:
+        validation_fraction: in [0, 1). ``0`` trains on the whole official train set and leaves the
+            validation part empty (``x_val`` of shape ``(0, 784)``): pass no ``validation`` to
+            :meth:`~nnbackend.training.Trainer.fit` then.
+
+    Raises:
+        ValueError: ``validation_fraction`` outside [0, 1), or so close to 1 that no train image is
+            left; checked before the data set is loaded where it can be.
     """
     dtype = _float_dtype(dtype)
+    _check_fraction(validation_fraction)
+    _check_seed(seed)
     data = _as_dataset(dataset)
     n_train = len(data.train_labels)
     index = part_indices("official", n_train, len(data.test_labels), seed=seed, validation_fraction=validation_fraction)
     official = (data.train_images, data.train_labels)
     parts = ((*official, index["train"]), (*official, index["val"]),
              (data.test_images, data.test_labels, index["test"] - n_train))
-    description = f"{data.name}, official split, {validation_fraction:g} of train as validation (seed {seed})"
+    description = f"{data.name}, official split, {float(validation_fraction):g} of train as validation (seed {seed})"
     return _make(data, parts, flatten, dtype, description)
 
 
@@ -116,15 +131,19 @@ def part_indices(
     ``kind`` is ``"paper"`` (:func:`paper_split`) or ``"official"`` (:func:`official_split`, which
     takes ``validation_fraction``). Two splits share an image where their index arrays share a value.
     """
-    if not 0 <= validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    _check_fraction(validation_fraction)
+    _check_seed(seed)
     if kind == "paper":
         n = n_train + n_test
         order = np.random.default_rng(seed).permutation(n)
         test, train, val = np.split(order, [n // 10, n // 10 + n * 8 // 10])
     elif kind == "official":
         order = np.random.default_rng(seed).permutation(n_train)
-        val, train = np.split(order, [round(validation_fraction * n_train)])
+        n_val = round(validation_fraction * n_train)
+        if n_train and n_val == n_train:
+            raise ValueError(f"validation_fraction {validation_fraction} of {n_train} train images leaves none "
+                             f"to train on; use a smaller fraction")
+        val, train = np.split(order, [n_val])
         test = np.arange(n_train, n_train + n_test)
     else:
         raise ValueError(f"kind must be 'paper' or 'official', got {kind!r}")
@@ -134,9 +153,20 @@ def part_indices(
 def subset(split: Split, n_train: int, n_val: int | None = None, n_test: int | None = None) -> Split:
     """The first ``n_train``, ``n_val`` and ``n_test`` samples of each part (``None``: the whole part).
 
-    The arrays are views of ``split``'s. Raises ``ValueError`` when a part has fewer samples than asked.
+    The arrays are views of ``split``'s.
+
+    Raises:
+        TypeError: ``split`` is not a :class:`Split`, or a count is not an integer or ``None``.
+        ValueError: a count is negative, or a part has fewer samples than asked.
     """
+    if not isinstance(split, Split):
+        raise TypeError(f"subset: split must be a Split (from paper_split or official_split), "
+                        f"got {type(split).__name__}")
     sizes = {"train": n_train, "val": n_val, "test": n_test}
+    for part, n in sizes.items():
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
+            raise TypeError(f"subset: n_{part} must be a whole number of samples or None (the whole part), "
+                            f"got {type(n).__name__} {n!r}")
     fields = {}
     for part, n in sizes.items():
         available = len(getattr(split, f"y_{part}"))
@@ -151,7 +181,24 @@ def subset(split: Split, n_train: int, n_val: int | None = None, n_test: int | N
 
 
 def _as_dataset(dataset: DataSet | str) -> DataSet:
-    return load(dataset) if isinstance(dataset, str) else dataset
+    if isinstance(dataset, DataSet):
+        return dataset
+    if isinstance(dataset, str):
+        return load(dataset)
+    hint = " (for files in a folder: load(name, data_dir=folder))" if isinstance(dataset, os.PathLike) else ""
+    raise TypeError(f"dataset must be a DataSet or a data set name such as 'mnist', "
+                    f"got {type(dataset).__name__} {dataset!r}{hint}")
+
+
+def _check_fraction(validation_fraction: Any) -> None:
+    if (isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real)
+            or not 0 <= validation_fraction < 1):
+        raise ValueError(f"validation_fraction must be a number in [0, 1), got {validation_fraction!r}")
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def _float_dtype(dtype: str) -> np.dtype:
@@ -173,4 +220,4 @@ def _make(
 def _features(images: np.ndarray, flatten: bool, dtype: np.dtype) -> np.ndarray:
     x = images.astype(dtype)
     x /= 255
-    return x.reshape(len(x), -1) if flatten else x[:, np.newaxis]
+    return x.reshape(len(x), int(np.prod(x.shape[1:]))) if flatten else x[:, np.newaxis]
