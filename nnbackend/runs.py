@@ -254,7 +254,7 @@ def read_record(folder: str | Path) -> tuple[dict[str, Any], RunConfig]:
                          "model file with --data")
     try:
         return record, RunConfig.from_dict(record["config"])
-    except (ValueError, DataError) as exc:
+    except (ValueError, TypeError, DataError) as exc:
         raise ValueError(f"{path}: {exc}") from None
 
 

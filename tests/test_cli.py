@@ -504,7 +504,7 @@ def _copy_run(trained, tmp_path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("content", ["{", "[]", "{}", '{"config": {"dtype": "float16"}}',
+@pytest.mark.parametrize("content", ["{", "[]", "{}", '{"config": {"dtype": "float16"}}', '{"config": {"data": 3}}',
                                      '{"config": {"subset": [1, 2]}}', '{"config": {"layers": 5}}'])
 def test_a_damaged_run_record_is_named_in_one_line(trained, tmp_path, capsys, content):
     run = _copy_run(trained, tmp_path)
