@@ -48,6 +48,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -517,11 +518,17 @@ class Worker:
         if kind == "jax":
             env.setdefault("JAX_PLATFORMS", "cuda" if args.device == "cuda" else "cpu")
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share the GPU with the other workers
+        stderr: Any = None if args.verbose else subprocess.DEVNULL
+        if args.worker_logs and not args.verbose:
+            Path(args.worker_logs).mkdir(parents=True, exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.contender}-{row.name}-seed{seed}")
+            stderr = open(Path(args.worker_logs) / f"{name}.err", "a")
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None if args.verbose else subprocess.DEVNULL,
-            text=True, env=env, cwd=str(REPO),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=str(REPO),
         )
+        if stderr not in (None, subprocess.DEVNULL):
+            stderr.close()  # the child has its own descriptor now
         self.epochs: list[dict[str, Any]] = []
         self.error: str | None = None
         self.failed = False  # an error after a successful start: a bug, not an unusable library
@@ -538,7 +545,8 @@ class Worker:
     def _read(self) -> dict[str, Any]:
         line = self.proc.stdout.readline()
         if not line:
-            return {"error": f"worker exited (code {self.proc.wait()}) without a reply; rerun with --verbose"}
+            return {"error": f"worker exited (code {self.proc.wait()}) without a reply; rerun with --verbose, "
+                             "or see --worker-logs"}
         return json.loads(line)
 
     @property
@@ -969,6 +977,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--readme", dest="readme", action="store_true", default=None, help="write the table into bench/README.md")
     p.add_argument("--no-readme", dest="readme", action="store_false")
     p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
+    p.add_argument("--worker-logs", metavar="DIR", help="keep each worker's stderr in DIR/<contender>-<row>-seed<N>.err")
+    p.add_argument("--require", default="numpy", metavar="LIST",
+                   help="contenders that must run: one that cannot start counts as a failure, not as unusable "
+                        "(default numpy; the GPU check names cupy)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.epochs is None:
@@ -1057,7 +1069,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"table written to {HERE / 'README.md'}")
     entries = [e for row in result["rows"].values() for e in row["contenders"].items()]
     entries += list(result.get("time_to_target", {}).get("contenders", {}).items())
-    failed = sorted({c for c, e in entries if e.get("failed") or (c == "numpy" and "error" in e)})
+    required = set(args.require.split(","))
+    failed = sorted({c for c, e in entries
+                     if e.get("failed") or ("error" in e and c.split("%")[0].partition("@")[0] in required)})
     if failed:
         print(f"contenders that failed while running: {', '.join(failed)}", file=sys.stderr)
     return 2 if failed else 0

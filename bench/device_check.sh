@@ -63,11 +63,13 @@ if [ "$DRY" = 1 ]; then
     bench_args=(--device cpu --contenders numpy,floor,cupy,jax --rows 16-16/64,16-16/full
                 --n-train 512 --epochs 1 --t97-row 16-16/64 --target 0.5 --t97-max-epochs 2 --t97-seeds 2)
     data_args=(--dataset mnist-sample)
+    bench_required=numpy
 else
     parity_backends=numpy,cupy,torch_cuda
     bench_args=(--device cuda --contenders cupy,torch_cuda,jax,floor
                 --rows 512-256/128,512-256/full,4096-4096/1024,4096-4096/full
                 --epochs 3 --t97-max-epochs 6 --t97-seeds 1)
+    bench_required=cupy  # nnbackend on the GPU must run: a cupy worker that cannot start fails the check
 fi
 
 echo "benchmark data: ${data_args[*]} ${NNBACKEND_DATA:+(NNBACKEND_DATA=$NNBACKEND_DATA)}"
@@ -82,6 +84,7 @@ code=${PIPESTATUS[0]}
 step "4. training benchmark (${bench_args[*]})"
 timeout 135 "$PY" bench/bench_train.py "${bench_args[@]}" "${data_args[@]}" --t97 \
     --quiet-wait 0 --pause 0.1 --max-rounds 4 --no-readme --out "$OUT/bench_train.json" \
+    --worker-logs "$OUT/workers" --require "$bench_required" \
     >"$OUT/bench.out" 2>"$OUT/bench.err"
 code=$?
 tail -25 "$OUT/bench.err"

@@ -31,3 +31,21 @@ def test_bench_train_quick_runs_and_writes_json(tmp_path):
     for run in t97["per_seed"]:
         assert len(run["val_accuracy"]) == run["epochs"]
     assert "| 16/64 | numpy |" in proc.stdout and "Wall time to 50%" in proc.stdout
+
+
+def test_a_required_contender_that_cannot_start_fails_the_benchmark(tmp_path):
+    import pytest
+
+    import nnbackend as nb
+
+    if any(info.name == "cupy" and info.usable for info in nb.available_backends()):
+        pytest.skip("cupy is usable here")
+    logs = tmp_path / "workers"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_train.py"), "--quick", "--dataset", "mnist-sample",
+           "--n-train", "300", "--rows", "16/64", "--contenders", "numpy,cupy", "--epochs", "1", "--no-t97",
+           "--pause", "0", "--quiet-wait", "0", "--max-rounds", "2", "--out", str(tmp_path / "bench.json"),
+           "--no-readme", "--worker-logs", str(logs)]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path).returncode == 0
+    proc = subprocess.run([*cmd, "--require", "numpy,cupy"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2 and "contenders that failed while running: cupy" in proc.stderr, proc.stderr[-2000:]
+    assert sorted(path.name for path in logs.iterdir()) == ["cupy-16_64-seed0.err", "numpy-16_64-seed0.err"]
