@@ -35,7 +35,8 @@ ENV_VAR = "NNBACKEND_BACKEND"
 INSTALL_HINTS = {
     "numpy": 'pip install "nnbackend"',
     "cupy": 'pip install "nnbackend[cuda12]" (CUDA 12) or "nnbackend[cuda13]" (CUDA 13)',
-    "torch": 'pip install "nnbackend[torch]"',
+    "torch": ('pip install "nnbackend[torch]" (on Linux that is the CUDA build; for the CPU-only one: pip '
+              'install torch --index-url https://download.pytorch.org/whl/cpu)'),
     "array_api_strict": 'pip install "nnbackend[test]" (or: pip install array-api-strict)',
 }
 

@@ -162,8 +162,9 @@ def _load() -> Any:
         try:
             _fused = importlib.import_module(f"{__package__}._fused")
         except ImportError:
-            _why_not = ("the C module was not built (no C compiler when nnbackend was installed; reinstall "
-                        "with one present: pip install --no-cache-dir --force-reinstall nnbackend)")
+            _why_not = ("the C module was not built (no C compiler or no Python headers, e.g. python3-dev, "
+                        "when nnbackend was installed); with both present, rebuild it: pip install -e . in a "
+                        "checkout, or pip install --no-cache-dir --force-reinstall nnbackend")
             return None
         if getattr(_fused, "KERNELS_VERSION", None) != KERNELS_VERSION:
             _why_not = (f"the built C module is version {getattr(_fused, 'KERNELS_VERSION', '?')}, this code "

@@ -8,7 +8,8 @@ import inspect
 from pathlib import Path
 
 import nnbackend.layers as layers
-from nnbackend import losses, optimizers, parity
+from nnbackend import losses, optimizers, parity, runs
+from nnbackend.commands import train
 from nnbackend.layers.base import Layer
 
 from . import test_gradients, test_optimizers
@@ -78,3 +79,16 @@ def test_every_layer_declares_the_shapes_it_builds():
         layer.build(input_shape, nb.get_backend("numpy"), Streams(0))
         built = {key: tuple(value.shape) for key, value in {**layer.params, **layer.buffers}.items()}
         assert declared == built, type(layer).__name__
+
+
+def test_every_optimizer_hyperparameter_has_a_command_line_option():
+    options = set(train.HYPERPARAMETERS.values())
+    for cls in set(optimizers.OPTIMIZERS.values()):
+        taken = set(inspect.signature(cls.__init__).parameters) - {"self", "lr"}
+        assert taken <= options, f"no option in commands/train.py for {cls.__name__}'s {sorted(taken - options)}"
+
+
+def test_every_loss_can_be_chosen_on_the_command_line():
+    made = {type(choice.make()) for choice in runs.LOSS_CHOICES.values()}
+    for cls in set(losses.LOSSES.values()):
+        assert cls in made, f"no runs.LOSS_CHOICES entry makes a {cls.__name__} (nnbackend train --loss)"

@@ -13,7 +13,7 @@ from . import options
 
 EXAMPLES = """\
 examples:
-  nnbackend reproduce --quick                  # every table on a subset, 30 epochs: a few minutes
+  nnbackend reproduce --quick                  # every table on a subset, 30 epochs: about a minute
   nnbackend reproduce                          # the paper's settings: 18 runs of 260 full-batch epochs
   nnbackend reproduce --tables 2,3,7 --jobs 4 --out reproduce-out/adam
   nnbackend reproduce --quick --tables 1 --subset 1000,500,500 --epochs 10 --eval-every 5

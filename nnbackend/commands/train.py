@@ -30,7 +30,7 @@ examples:
 HYPERPARAMETERS = {
     "momentum": "momentum", "dampening": "dampening", "nesterov": "nesterov", "weight_decay": "weight_decay",
     "betas": "betas", "eps": "eps", "amsgrad": "amsgrad", "alpha": "alpha", "centered": "centered",
-    "rho": "rho", "lr_decay": "lr_decay",
+    "rho": "rho", "lr_decay": "lr_decay", "initial_accumulator_value": "initial_accumulator_value",
 }
 
 
@@ -71,6 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument("--centered", action="store_true", default=None, help="rmsprop: centred variant")
     opt.add_argument("--rho", type=options.non_negative_float, help="adadelta: decay rate")
     opt.add_argument("--lr-decay", type=options.non_negative_float, help="adagrad: learning-rate decay")
+    opt.add_argument("--initial-accumulator-value", type=options.non_negative_float, metavar="V",
+                     help="adagrad: the starting value of the sum of squared gradients")
 
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=options.positive_int, default=10, help="(default: 10)")
