@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -362,10 +363,26 @@ class ValidationLosses(Callback):
         self.epochs, self.values = list(epochs), {name: [float(x) for x in v] for name, v in values.items()}
 
 
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """``git describe --always --dirty`` of the checkout nnbackend runs from (``None`` for an installed
+    package, or without git): which engine made a run."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        found = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                               text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return found.stdout.strip() or None
+
+
 def environment(backend: Backend) -> dict[str, Any]:
     """Versions and machine, for the record."""
     return {
         "nnbackend": __version__,
+        "commit": source_commit(),
         **machine(),
         "backend": backend.describe(),
         "backend_note": backend.note,

@@ -116,6 +116,8 @@ def test_train_writes_every_file_of_the_run_folder(trained):
                                    "weight_decay": 0.0, "amsgrad": False}
     assert record["environment"]["backend"].startswith("numpy")
     assert record["environment"]["numpy"] == np.__version__
+    if (REPO / ".git").exists():  # which engine made the run: the checkout's commit
+        assert record["environment"]["commit"]
 
     history = nb.History.from_dict(json.loads((out / "history.json").read_text()))
     assert history.epoch == [1, 2, 3] and history.val_epoch == [1, 2, 3]
