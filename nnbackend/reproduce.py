@@ -25,14 +25,15 @@ import numpy as np
 from .backend import get_backend, machine
 from .data import load, part_indices
 from .metrics import ClassificationReport, bootstrap_values
-from .paper import BEYOND, CLASS_REPORTS, TABLES, BeyondTable, ClassReportSpec, GridSettings, RunSpec, Table
+from .paper import (BEYOND, CLASS_REPORTS, TABLES, BeyondTable, ClassReportSpec, GridSettings, RunSpec, Table,
+                    paper_test_images)
 from .paper import FULL as GRID_FULL
 from .paper import QUICK as GRID_QUICK
 from .files import write_text
 from .runs import (THREAD_VARIABLES, RunConfig, at_chance, command_for, read_metrics, read_record, train_run,
                    write_json)
 
-__all__ = ["GridRun", "plan", "reproduce", "render_report", "train_runs", "unfinished"]
+__all__ = ["GridRun", "paper_distance", "plan", "reproduce", "render_report", "train_runs", "unfinished"]
 
 Log = Callable[[str], None]
 
@@ -65,6 +66,10 @@ def table_settings(number: int, settings: GridSettings) -> GridSettings:
     own = table.quick if settings.quick else table.full
     reduced = {k: getattr(settings, k) for k in ("epochs", "eval_every", "subset")
                if getattr(settings, k) != getattr(base, k)}
+    if "epochs" in reduced:  # a reduction never lengthens the table's own recipe
+        reduced["epochs"] = min(reduced["epochs"], own.epochs)
+    if "eval_every" in reduced:
+        reduced["eval_every"] = min(reduced["eval_every"], reduced.get("epochs", own.epochs))
     return dataclasses.replace(own, **reduced)
 
 
@@ -108,6 +113,8 @@ def _finished(run: GridRun) -> dict[str, Any] | None:
     recorded = _as_json(read_record(run.folder)[1])  # fields added since the run take their defaults
     wanted = _as_json(run.config)
     recorded["data_dir"] = wanted["data_dir"]  # where the files were found does not change the run
+    if recorded["backend"] == "auto":  # recorded before "auto" was resolved: its config.json says where it ran
+        recorded["backend"] = wanted["backend"]
     if recorded != wanted:
         changed = ", ".join(f"{k} {recorded.get(k)!r} -> {wanted[k]!r}" for k in wanted if recorded.get(k) != wanted[k])
         raise ValueError(f"{run.folder} holds a finished run with other settings ({changed}); "
@@ -205,6 +212,32 @@ def loss_rose(run: GridRun) -> tuple[float, float, int] | None:
     return losses[0], losses[-1], len(losses)
 
 
+def chance_spell(run: GridRun) -> tuple[int | None, list[int]] | None:
+    """For a run that ends above chance level but fell to it on the way (a collapse it recovered from):
+    the first epoch whose training accuracy was at chance level (None if not recorded) and the epochs of
+    the evaluations at chance level. None for any other run (see :func:`nnbackend.runs.at_chance`)."""
+    m = run.metrics
+    if m is None or m["diverged_epoch"] or at_chance(m):
+        return None
+    try:
+        history = json.loads((run.folder / "history.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    chance = 1.5 / len(m["test"]["report"]["class_names"])
+    evaluations = [e for e, a in zip(history.get("val_epoch", []), history.get("val_accuracy", []))
+                   if a is not None and a < chance]
+    if not evaluations:
+        return None
+    onset = next((e for e, a in zip(history.get("epoch", []), history.get("accuracy", []))
+                  if e > 1 and a is not None and a < chance), None)
+    return onset, evaluations
+
+
+def _spans(epochs: list[int]) -> str:
+    """``[20, 40, 60]`` -> ``"20 to 60"``, ``[20]`` -> ``"20"``."""
+    return str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]} to {epochs[-1]}"
+
+
 def converged(run: GridRun) -> bool | None:
     """False for a finished run that diverged, ended at chance level or whose training loss rose; True when
     its loss fell; None when that cannot be told (not finished, one epoch, or no history)."""
@@ -250,7 +283,9 @@ def reproduce(out: str | Path, tables: list[int], settings: GridSettings, *, bac
     out = Path(out)
     started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M:%S")
     chosen = get_backend(backend, dtype=dtype)  # fail now, with the install hint, not in every child
-    runs = plan(tables, settings, out, backend=backend, dtype=dtype, data_dir=data_dir)
+    # "auto" is recorded as what it chose, so a grid trained with --backend numpy re-renders with the default.
+    runs = plan(tables, settings, out, backend=chosen.name if backend.split(":")[0] == "auto" else backend,
+                dtype=dtype, data_dir=data_dir)
     for name in sorted({run.spec.data for run in runs}):
         dataset = load(name, data_dir=data_dir)  # find (or download) each data set once, before any child needs it
         _check_subsets([run for run in runs if run.spec.data == name], dataset)
@@ -331,10 +366,11 @@ def _ours(run: GridRun) -> dict[str, Any] | None:
     m = run.metrics
     if m is None:
         return None
-    final = m["final"]
+    final, spell = m["final"], chance_spell(run)
     return {"val_epoch": final["val_epoch"], "val_accuracy": final["val_accuracy"], "val_loss": final["val_loss"],
             "val_cross_entropy": final.get("val_loss:cross_entropy"), "diverged_epoch": m["diverged_epoch"],
             "converged": converged(run),
+            "at_chance_evaluations": spell[1] if spell else None,
             "epochs_run": m["epochs_run"], "test_accuracy": m["test"]["accuracy"],
             "wall_time_s": m["wall_time_s"]}
 
@@ -385,12 +421,19 @@ def _table_section(table: Table, runs: dict[str, GridRun]) -> list[str]:
                      str(m["epochs_run"]), _duration(m["wall_time_s"])]
             if m["diverged_epoch"]:
                 notes.append(f"**ours: diverged at epoch {m['diverged_epoch']}** "
-                             f"(figures from the last evaluation, epoch {final['val_epoch']})")
+                             + (f"(figures from the last evaluation, epoch {final['val_epoch']})"
+                                if final["val_epoch"] is not None else "(before its first evaluation)"))
             elif at_chance(m):
                 notes.append("**ours: at chance level** (collapsed, with a finite loss)")
             elif rose := loss_rose(run):
                 notes.append(f"**ours: not converged**: training loss rose from {rose[0]:.3f} in epoch 1 to "
                              f"{rose[1]:.3f} in epoch {rose[2]}")
+            elif spell := chance_spell(run):
+                onset, evaluations = spell
+                notes.append("**ours: collapsed, then recovered**: "
+                             + (f"training accuracy at chance level from epoch {onset}, " if onset else "")
+                             + f"validation accuracy at chance level at the evaluations of epochs "
+                             f"{_spans(evaluations)}; val acc {_num(final['val_accuracy'])} at epoch {final['val_epoch']}")
             elif paper and paper.diverged_by:
                 notes.append(f"ours: did not diverge (val acc {_num(final['val_accuracy'])} at epoch {final['val_epoch']})")
         notes.append(f"[{run.key}](runs/{run.key}/report.md)")
@@ -408,20 +451,43 @@ def _test_report(run: GridRun) -> ClassificationReport:
                                                test["report"]["class_names"])
 
 
-def _test_set_noise(confusion: np.ndarray, ours: float, paper: float) -> str:
+def _test_set_noise(confusion: np.ndarray, ours: float, paper: float, paper_images: int) -> str:
     """A sentence on whether the gap between our weighted F1 and the paper's is more than the choice of test
-    images explains (a bootstrap of our test set; the paper's number, from other images, is taken to move as
-    much as ours)."""
+    images explains: a bootstrap of our test set, and the paper's ``paper_images`` other test images taken
+    to move as a test set of their size does (a standard deviation scaling as 1 / sqrt(size))."""
     values = bootstrap_values(confusion, metric="f1", average="weighted")
     low, high = np.quantile(values, [0.025, 0.975])
-    margin = 1.96 * math.sqrt(2) * float(np.std(values, ddof=1))
+    images = int(confusion.sum())
+    scale = math.sqrt(1 + images / paper_images)
+    margin = 1.96 * scale * float(np.std(values, ddof=1))
     gap = ours - paper
     verdict = "within" if round(abs(gap), 4) <= round(margin, 4) else "beyond"
-    return (f"Resampling the {int(confusion.sum()):,} test images (bootstrap, {len(values):,} resamples), our "
+    sizes = ("two test sets of this size" if images == paper_images
+             else f"this test set and the paper's {paper_images:,} images")
+    formula = "sqrt(2)" if images == paper_images else f"sqrt(1 + {images:,} / {paper_images:,})"
+    return (f"Resampling the {images:,} test images (bootstrap, {len(values):,} resamples), our "
             f"weighted F1 in the paper's setting has the 95% interval [{low:.4f}, {high:.4f}]. The paper's "
-            f"number comes from other test images: two test sets of this size give F1s up to {margin:.4f} apart "
-            f"(95%; 1.96 x sqrt(2) x the bootstrap's standard deviation), so the gap of {gap:+.4f} is {verdict} "
+            f"number comes from other test images: {sizes} give F1s up to {margin:.4f} apart "
+            f"(95%; 1.96 x {formula} x the bootstrap's standard deviation), so the gap of {gap:+.4f} is {verdict} "
             "what the choice of test images explains.")
+
+
+def paper_distance(paper: float, stats: dict[str, float], group: str, bootstrap_sd: float, images: int,
+                   paper_images: int) -> float | None:
+    """How many standard deviations of the difference the paper's number lies above the mean of a seed
+    study's group (``stats``: its n, mean and SD of the test weighted F1), or None for fewer than 2 runs.
+
+    The difference between one run of the paper (on ``paper_images`` test images of its own) and the mean
+    of our ``n`` runs varies with the training seeds, SD**2 (1 + 1/n), and with the test images. In group
+    ``"seed"`` our runs share one test set of ``images`` images (bootstrap SD ``bootstrap_sd``), so both test
+    sets add: bootstrap_sd**2 (1 + images / paper_images). In group ``"split"`` each run has its own test set,
+    which the SD already holds; only the paper's other size adds: bootstrap_sd**2 (images / paper_images - 1).
+    """
+    if stats["n"] < 2:
+        return None
+    test_sets = (1 + images / paper_images) if group == "seed" else (images / paper_images - 1)
+    variance = stats["sd"] ** 2 * (1 + 1 / stats["n"]) + bootstrap_sd ** 2 * test_sets
+    return (paper - stats["mean"]) / math.sqrt(variance) if variance > 0 else None
 
 
 def _seed_spread(run: GridRun, table: int, paper: float) -> str:
@@ -439,10 +505,18 @@ def _seed_spread(run: GridRun, table: int, paper: float) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return ""
     reached = sum(value >= paper for value in f1)
+    distances = {group: (study.get("groups") or {}).get(group, {}).get("paper_distance") for group in ("seed", "split")}
+    where = ""
+    if all(isinstance(d, float) for d in distances.values()):
+        largest = max(abs(d) for d in distances.values())
+        where = (f" The paper's number lies {distances['seed']:+.1f} (training seeds) and {distances['split']:+.1f} "
+                 "(split seeds) standard deviations of the difference from our means, counting the seeds' spread "
+                 "and both test sets' sampling: "
+                 + ("within 2, so seeds and the choice of test images can explain the gap." if largest < 2 else
+                    "beyond 2, more than seeds and the choice of test images usually explain."))
     return (f" Trained again with other training and split seeds ([spread/spread.md](spread/spread.md)), this "
             f"setting gives {min(f1):.4f}-{max(f1):.4f} (mean {sum(f1) / len(f1):.4f}) over {len(f1)} runs; runs "
-            f"reaching the paper's {paper:.4f}: {reached} of {len(f1)}. Where the paper's number lies in that spread, "
-            "not the one test set's bootstrap alone, says whether the gap is noise.")
+            f"reaching the paper's {paper:.4f}: {reached} of {len(f1)}.{where}")
 
 
 def _class_section(spec: ClassReportSpec, runs: dict[str, GridRun]) -> list[str]:
@@ -463,7 +537,8 @@ def _class_section(spec: ClassReportSpec, runs: dict[str, GridRun]) -> list[str]
         f"| paper | {p:.4f} | {r:.4f} | {f:.4f} |",
         f"| ours, the paper's setting | {w['precision']:.4f} | {w['recall']:.4f} | {w['f1']:.4f} |",
     ]
-    interval = _test_set_noise(report.confusion, w["f1"], f) + _seed_spread(run, spec.table, f)
+    interval = (_test_set_noise(report.confusion, w["f1"], f, paper_test_images(spec.run.data))
+                + _seed_spread(run, spec.table, f))
     best = best_by_validation(runs.values(), spec.run.data)
     if best is not None and best.key != run.key:
         b = _test_report(best).weighted
@@ -540,6 +615,8 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
     if settings.subset:
         data += f", first {settings.subset[0]:,} train / {settings.subset[1]:,} validation / " \
                 f"{settings.subset[2]:,} test images"
+    data += ("; the pool holds all 70,000 images of each data set, where the paper's MNIST runs used a "
+             "42,000-image subset (33,600 / 4,200 / 4,200; its Fashion-MNIST runs used all 70,000)")
     trained = sum(r.status == "done" for r in runs)
     earlier = sum(r.status == "skipped" for r in runs)
     failed = sum(r.status == "failed" for r in runs)
@@ -557,7 +634,8 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
         "there); a run ending below 1.5 / (number of classes) validation accuracy (0.15 for 10 classes) is marked at chance level, which is what "
         "the paper's diverged runs show (accuracy 0.09-0.11 with a finite loss); a run whose training loss in its last "
         "epoch is higher than in its first is marked as not converged (it collapsed onto a few classes; its final accuracy "
-        "is a matter of rounding, and the paper's learning rate 0.05 runs look the same)",
+        "is a matter of rounding, and the paper's learning rate 0.05 runs look the same); a run at chance level at "
+        "some evaluation that ends above it is marked as collapsed, then recovered",
         f"- backend: {context['backend']}; "
         + (f"this invocation trained {now['trained']} run(s)"
            + (f", {now['jobs']} at a time in separate processes with 1 BLAS thread each" if now["jobs"] > 1
@@ -595,7 +673,8 @@ def render_report(runs: list[GridRun], context: dict[str, Any]) -> str:
 
 def best_by_validation(runs: Iterable[GridRun], data: str) -> GridRun | None:
     """The finished run on ``data`` with the highest final validation accuracy (the first one on ties),
-    or None when no run on ``data`` finished with a validation accuracy."""
-    finished = [r for r in runs if r.spec.data == data and r.metrics
+    leaving out runs that diverged or did not converge (their validation figures and tested weights
+    may come from different epochs); None when no such run has a validation accuracy."""
+    finished = [r for r in runs if r.spec.data == data and r.metrics and converged(r) is not False
                 and r.metrics["final"]["val_accuracy"] is not None]
     return max(finished, key=lambda r: r.metrics["final"]["val_accuracy"], default=None)

@@ -21,11 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nnbackend.commands.options import positive_int
 from nnbackend.data import load
 from nnbackend.files import write_text
-from nnbackend.paper import CLASS_REPORTS, FULL, QUICK
-from nnbackend.reproduce import GridRun, plan, progress_line, train_runs, unfinished
+from nnbackend.metrics import bootstrap_values
+from nnbackend.paper import CLASS_REPORTS, FULL, QUICK, paper_test_images
+from nnbackend.reproduce import GridRun, paper_distance, plan, progress_line, train_runs, unfinished
 from nnbackend.runs import write_json
 
 PAPER_SPLIT_SEED = 42
@@ -76,16 +79,32 @@ def _stats(values: list[float]) -> dict[str, float] | None:
             "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "min": min(values), "max": max(values)}
 
 
+def _test_set(run: GridRun) -> tuple[float, int] | None:
+    """The bootstrap SD of ``run``'s test weighted F1 and its number of test images, or None."""
+    if not run.metrics:
+        return None
+    confusion = np.asarray(run.metrics["test"]["report"]["confusion"], dtype=np.int64)
+    return float(np.std(bootstrap_values(confusion, metric="f1", average="weighted"), ddof=1)), int(confusion.sum())
+
+
 def summarise(table: int, runs: list[tuple[str, GridRun]], wall_time_s: float, quick: bool) -> dict[str, Any]:
     spec = CLASS_REPORTS[table]
+    paper_f1 = spec.weighted[2]
     rows = [dict(_figures(run), group=group) for group, run in runs]
+    test_set = _test_set(runs[0][1])  # the first run: training seed 0 (or the first given) on the paper's split
     groups = {}
     members = {"seed": lambda r: r["split_seed"] == PAPER_SPLIT_SEED, "split": lambda r: r["seed"] == 0}
     for group, member in members.items():  # the run with training seed 0 on the paper's split is in both
         mine = [r for r in rows if member(r) and r["test_weighted_f1"] is not None]
         groups[group] = {key: _stats([r[key] for r in mine]) for key in ("val_accuracy", "test_accuracy", "test_weighted_f1")}
-    return {"table": table, "run": spec.run.key, "quick": quick, "paper_weighted_f1": spec.weighted[2],
+        f1 = groups[group]["test_weighted_f1"]
+        groups[group]["paper_distance"] = (
+            paper_distance(paper_f1, f1, group, test_set[0], test_set[1], paper_test_images(spec.run.data))
+            if f1 is not None and test_set is not None else None)
+    return {"table": table, "run": spec.run.key, "quick": quick, "paper_weighted_f1": paper_f1,
             "paper_val_accuracy": spec.run.paper.val_accuracy if spec.run.paper else None,
+            "paper_test_images": paper_test_images(spec.run.data),
+            "test_images": test_set and test_set[1], "bootstrap_sd": test_set and test_set[0],
             "config": runs[0][1].config.to_dict() | {"seed": None, "split_seed": None},
             "wall_time_s": wall_time_s, "runs_time_s": sum((run.metrics or {}).get("wall_time_s") or 0 for _, run in runs),
             "runs": rows, "groups": groups}
@@ -120,8 +139,16 @@ def render(summary: dict[str, Any]) -> str:
         s = summary["groups"][group]["test_weighted_f1"]
         if s is None:
             continue
-        where = (f"{(paper_f1 - s['mean']) / s['sd']:+.1f} SD from the mean" if s["sd"] > 0 else "-")
+        distance = summary["groups"][group].get("paper_distance")
+        where = "-" if distance is None else f"{distance:+.1f} SD of the difference"
         lines.append(f"| {label} | {s['n']} | {s['mean']:.4f} | {s['sd']:.4f} | {s['min']:.4f} | {s['max']:.4f} | {where} |")
+    if summary.get("bootstrap_sd") is not None:
+        lines += ["", "The last column: how far the paper's number lies from our mean, in standard deviations of that "
+                  "difference (`nnbackend.reproduce.paper_distance`): the seeds' spread, SD^2 (1 + 1/n), plus the test "
+                  f"images' sampling (bootstrap SD {summary['bootstrap_sd']:.4f} on our {summary['test_images']:,} "
+                  f"test images; the paper's number comes from {summary['paper_test_images']:,} others): both test "
+                  "sets for the training-seed group, whose runs share one test set; only the paper's other size for "
+                  "the split-seed group, whose spread already holds a test set each."]
     reached = [r for r in summary["runs"] if r["test_weighted_f1"] is not None and r["test_weighted_f1"] >= paper_f1]
     lines += ["", f"Runs at or above the paper's weighted F1: {len(reached)} of "
               f"{sum(r['test_weighted_f1'] is not None for r in summary['runs'])}.", ""]
