@@ -20,8 +20,9 @@ def test_numpy_backend_and_dtypes():
 def test_auto_says_what_it_picked(monkeypatch):
     monkeypatch.delenv("NNBACKEND_BACKEND", raising=False)
     b = nb.get_backend()
-    assert b.name in ("numpy", "cupy")
-    assert b.note.startswith("auto:")
+    cupy_usable = any(info.name == "cupy" and info.usable for info in nb.available_backends())
+    assert b.name == ("cupy" if cupy_usable else "numpy")
+    assert b.note.startswith(f"auto: {'a CUDA device is usable, using cupy' if cupy_usable else 'using numpy'}")
 
 
 def test_environment_variable_sets_the_default(monkeypatch):

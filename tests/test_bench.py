@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nnbackend as nb
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,18 +27,21 @@ def test_bench_train_quick_runs_and_writes_json(tmp_path):
         assert len(numpy["epoch_times"]) == 2 and numpy["median_s"] > 0 and numpy["peak_rss_mb"] > 0
         assert numpy["ratio_to_floor"] > 0 and floor["products_per_step"] == 5
         assert 0 <= numpy["last_accuracy"] <= 1
-        assert "error" in row["contenders"]["cupy"] or "median_s" in row["contenders"]["cupy"]
+        cupy = row["contenders"]["cupy"]
+        assert ("median_s" in cupy) == any(i.name == "cupy" and i.usable for i in nb.available_backends())
     t97 = result["time_to_target"]["contenders"]["numpy"]
-    assert t97["runs"] == 2 and 1 <= t97["epochs"] <= 2 and t97["wall_s"] > 0
+    assert t97["runs"] == 2 and t97["wall_s"] > 0
     for run in t97["per_seed"]:
-        assert len(run["val_accuracy"]) == run["epochs"]
+        # A run stops at the first epoch at the target, or after the most epochs allowed.
+        hits = [epoch for epoch, accuracy in enumerate(run["val_accuracy"], 1) if accuracy >= 0.5]
+        assert run["reached"] == bool(hits)
+        assert run["epochs"] == (hits[0] if hits else 2) == len(run["val_accuracy"])
+    assert t97["reached_runs"] == sum(run["reached"] for run in t97["per_seed"])
     assert "| 16/64 | numpy |" in proc.stdout and "Wall time to 50%" in proc.stdout
 
 
 def test_a_required_contender_that_cannot_start_fails_the_benchmark(tmp_path):
     import pytest
-
-    import nnbackend as nb
 
     if any(info.name == "cupy" and info.usable for info in nb.available_backends()):
         pytest.skip("cupy is usable here")

@@ -466,3 +466,81 @@ def test_a_file_declaring_a_giant_layer_is_refused_before_it_is_built(tmp_path):
     with pytest.raises(nb.CheckpointError, match=r"2.weight should be \(20000, 20000\), stored as \(8, 3\)"):
         nb.load_model(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no 3 GB of weights
+
+
+# -- when checkpoints are written -----------------------------------------------------------------
+def spy_on_checkpoint_writes(monkeypatch):
+    """Record, for every checkpoint fit writes, (epochs finished, position epoch, position row); the
+    file is still written."""
+    from nnbackend import training
+
+    writes = []
+    real = training.save_checkpoint
+
+    def save(path, trainer, position, *args, **kwargs):
+        writes.append((len(trainer.history.epoch), position.epoch, position.begin))
+        return real(path, trainer, position, *args, **kwargs)
+
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    return writes
+
+
+def saved_position(path):
+    from nnbackend.io import read_file
+
+    where = read_file(path, kind="checkpoint")[0]["position"]
+    return where["epoch"], where["begin"]
+
+
+def test_checkpoints_are_written_every_k_epochs_and_at_the_end(tmp_path, monkeypatch):
+    writes = spy_on_checkpoint_writes(monkeypatch)
+    ckpt = tmp_path / "ckpt.npz"
+    fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=7, checkpoint_every=3)
+    assert writes == [(3, 4, 0), (6, 7, 0), (7, 8, 0)]
+    assert saved_position(ckpt) == (8, 0)
+
+
+def test_an_interrupt_between_periodic_checkpoints_writes_one(tmp_path, monkeypatch):
+    writes = spy_on_checkpoint_writes(monkeypatch)
+    ckpt = tmp_path / "ckpt.npz"
+    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 22)  # 5 steps per epoch: step 22 ends at row 40 of epoch 5
+    with pytest.raises(nb.TrainingInterrupted, match="interrupted at epoch 5, row 40"):
+        fit(first, checkpoint=ckpt, epochs=7, checkpoint_every=3)
+    assert writes == [(3, 4, 0), (4, 5, 40)]
+    assert saved_position(ckpt) == (5, 40)
+
+
+class CrashAt(nb.Callback):
+    """A failure that is not an interrupt (nothing is written for it) at the end of one epoch."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch == self.epoch:
+            raise RuntimeError("crash")
+
+
+def test_after_a_crash_the_file_holds_the_last_periodic_checkpoint(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    with pytest.raises(RuntimeError, match="crash"):
+        fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=7, checkpoint_every=3,
+            callbacks=[CrashAt(5)])
+    assert saved_position(ckpt) == (4, 0)  # written after epoch 3, not after epoch 4
+    expected = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    fit(expected, epochs=7)
+    resumed = nb.Trainer(model(seed=99), optimizer=O.Adam(0.01))
+    history = fit(resumed, checkpoint=ckpt, resume=True, epochs=7, checkpoint_every=3)
+    assert history.epoch == list(range(1, 8))
+    assert_same_state(resumed.model, expected.model.state_dict())
+
+
+def test_an_early_stop_between_periodic_checkpoints_writes_one(tmp_path, monkeypatch):
+    writes = spy_on_checkpoint_writes(monkeypatch)
+    ckpt = tmp_path / "ckpt.npz"
+    stopper = nb.EarlyStopping(patience=2, min_delta=10.0)  # nothing after epoch 1 counts: stops at 3
+    history = fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=7, checkpoint_every=5,
+                  early_stopping=stopper)
+    assert history.stopped_epoch == 3
+    assert writes == [(3, 4, 0)]

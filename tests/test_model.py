@@ -77,9 +77,25 @@ def test_predict_batches_and_restores_training_mode():
     model = nb.Sequential([L.Dense(3, 4, "relu"), L.Dropout(0.5), L.Dense(4, 2)], backend="numpy", seed=1)
     x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     assert model.training
+    p = model.parameters()
+    by_hand = np.maximum(x @ p["0.weight"] + p["0.bias"], 0) @ p["2.weight"] + p["2.bias"]  # no dropout in eval
+    np.testing.assert_allclose(model.predict(x, batch_size=None), by_hand, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.predict(x, batch_size=3), model.predict(x, batch_size=None), rtol=1e-6)
     assert model.training
+    np.testing.assert_array_equal(model.predict_classes(x), np.argmax(by_hand, axis=1))
     assert model.predict_classes(x).dtype == np.int64
+
+
+def test_dropout_is_the_identity_in_eval_mode_and_inverted_in_training():
+    model = nb.Sequential([L.Dropout(0.25)], backend="numpy", input_shape=(1000,), seed=0)
+    x = np.random.default_rng(0).random((20, 1000)).astype(np.float32) + 1.0
+    model.eval()
+    np.testing.assert_array_equal(model.forward(x), x)
+    model.train()
+    out = model.forward(x)
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], x[kept] / 0.75, rtol=1e-6)  # the survivors scaled by 1 / (1 - rate)
+    assert 0.72 < kept.mean() < 0.78
 
 
 def test_set_parameters_checks_names_shapes_and_dtypes():

@@ -269,3 +269,109 @@ def test_a_model_with_batch_statistics_is_never_split():
 def test_max_rows_must_be_a_positive_integer(max_rows):
     with pytest.raises(ValueError, match="max_rows must be a positive integer, None or .auto."):
         nb.Trainer(mlp(), max_rows=max_rows)
+
+
+# -- the sample order -----------------------------------------------------------------------------
+def indexed(n=40, classes=3):
+    """Inputs whose first feature is the row's index (exact in float32), so a spy on the model's input
+    sees which rows each batch holds, and in which order."""
+    x = np.random.default_rng(7).standard_normal((n, 4)).astype(np.float32)
+    x[:, 0] = np.arange(n)
+    return x, np.arange(n) % classes
+
+
+def rows_seen_per_epoch(shuffle, seed=0, epochs=3, n=40, batch_size=8):
+    """Fit with a spy on model.forward and return, per epoch, the row indices in the order they reached
+    the model."""
+    x, y = indexed(n)
+    model = nb.Sequential([L.Dense(4, 3)], backend="numpy", seed=0)
+    seen = []
+    forward = model.forward
+    model.forward = lambda xb: seen.extend(np.asarray(xb)[:, 0].astype(int).tolist()) or forward(xb)
+    nb.Trainer(model, optimizer=O.GD(0.01)).fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                                               seed=seed, verbose=0)
+    assert len(seen) == epochs * n  # no validation: forward runs on training batches only
+    return [seen[i * n:(i + 1) * n] for i in range(epochs)]
+
+
+def test_shuffle_draws_a_new_sample_order_every_epoch():
+    orders = rows_seen_per_epoch(shuffle=True, epochs=3)
+    for order in orders:
+        assert sorted(order) == list(range(40))  # every row once per epoch
+        assert order != list(range(40))
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+    assert rows_seen_per_epoch(shuffle=True, epochs=3) == orders  # the seed fixes the orders
+    assert rows_seen_per_epoch(shuffle=True, epochs=3, seed=1)[0] != orders[0]
+
+
+def test_without_shuffle_every_epoch_takes_the_rows_in_order():
+    assert rows_seen_per_epoch(shuffle=False, epochs=3) == [list(range(40))] * 3
+
+
+# -- early stopping: restore_best=False, and no validation data -----------------------------------
+class Snapshots(nb.Callback):
+    """Copies of the model's state after every epoch, by epoch."""
+
+    def __init__(self):
+        self.states = {}
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.states[epoch] = {k: np.array(v, copy=True) for k, v in trainer.model.state_dict().items()}
+
+
+def same_state(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def noisy_early_stopping_run(early_stopping, validation=True, epochs=200):
+    """Train on noise (so the monitored figure soon stops improving) with per-epoch state snapshots."""
+    rng = np.random.default_rng(3)
+    noise_x, noise_y = rng.standard_normal((200, 8)).astype(np.float32), rng.integers(0, 3, 200)
+    trainer = nb.Trainer(mlp(), optimizer=O.Adam(0.05))
+    snapshots = Snapshots()
+    history = trainer.fit(noise_x, noise_y, validation=blobs(n=60) if validation else None, epochs=epochs,
+                          batch_size=20, verbose=0, early_stopping=early_stopping, callbacks=[snapshots])
+    return trainer, history, snapshots.states
+
+
+def test_early_stopping_without_restore_best_keeps_the_last_parameters():
+    trainer, history, states = noisy_early_stopping_run(nb.EarlyStopping(patience=3, restore_best=False))
+    assert history.stopped_epoch is not None and history.stopped_epoch == history.epoch[-1]
+    assert history.stopped_epoch - history.best_epoch == 3
+    final = trainer.model.state_dict()
+    assert same_state(final, states[history.stopped_epoch])
+    assert not same_state(final, states[history.best_epoch])  # restoring would have changed them
+    # The same run with restore_best=True ends on the best epoch's parameters instead.
+    trainer, restored, states = noisy_early_stopping_run(nb.EarlyStopping(patience=3, restore_best=True))
+    assert (restored.stopped_epoch, restored.best_epoch) == (history.stopped_epoch, history.best_epoch)
+    assert same_state(trainer.model.state_dict(), states[history.best_epoch])
+
+
+def expected_stop(values, patience, higher_is_better=False, min_delta=0.0):
+    """(best_epoch, stopped_epoch) for per-epoch ``values`` by EarlyStopping's documented rule."""
+    sign = 1.0 if higher_is_better else -1.0
+    best = best_epoch = None
+    waited = 0
+    for epoch, value in enumerate(values, 1):
+        if best is None or sign * (value - best) > min_delta:
+            best, best_epoch, waited = value, epoch, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                return best_epoch, epoch
+    return best_epoch, None
+
+
+@pytest.mark.parametrize("monitor,figure", [("loss", "loss"), ("val_loss", "loss"), ("accuracy", "accuracy"),
+                                            ("val_accuracy", "accuracy")])
+def test_early_stopping_without_validation_data_watches_the_training_figures(monitor, figure):
+    # EarlyStopping: "Without validation data the val_ figures fall back to the training ones."
+    stopper = nb.EarlyStopping(patience=2, monitor=monitor)
+    trainer, history, states = noisy_early_stopping_run(stopper, validation=False, epochs=100)
+    assert history.val_epoch == []
+    values = getattr(history, figure)
+    best_epoch, stopped_epoch = expected_stop(values, 2, higher_is_better=figure == "accuracy")
+    assert stopped_epoch is not None and stopped_epoch < 100  # it did stop, on the training figure
+    assert (history.best_epoch, history.stopped_epoch) == (best_epoch, stopped_epoch)
+    assert history.epoch[-1] == stopped_epoch
+    assert same_state(trainer.model.state_dict(), states[best_epoch])  # restore_best holds here too
