@@ -67,14 +67,29 @@ def run(args: argparse.Namespace) -> int:
     targets = parity.select_targets(args.backends, args.dtypes)
     cases = parity.CASES  # looked up now, so a test can substitute cases
     print(f"parity: {len(cases)} components x {len(targets)} targets against numpy/float64", flush=True)
-    ran: list[str] = []
+    # A line per cell that fails, and one per target when it is done: a run cut short (a timeout on a
+    # lent GPU machine) still shows what it found.
+    tally: dict[str, list[int]] = {}  # target -> [cells, failed]
+
+    def done(target: str) -> None:
+        cells, failed = tally[target]
+        print(f"  {target}: {cells} cells, " + (f"{failed} FAILED" if failed else "all passed"), flush=True)
 
     def on_cell(cell: parity.Cell) -> None:
-        if cell.target not in ran:
-            ran.append(cell.target)
+        if cell.target not in tally:
+            if tally:
+                done(next(reversed(tally)))
+            tally[cell.target] = [0, 0]
             print(f"  running {cell.target} ...", flush=True)
+        tally[cell.target][0] += 1
+        if not cell.passed:
+            tally[cell.target][1] += 1
+            print(f"    FAILED {cell.case}: relative error {cell.error:.3g} in {cell.worst_output} "
+                  f"(tolerance {cell.tolerance:.3g})", flush=True)
 
     result = parity.run_matrix(targets, cases, on_cell=on_cell, required=args.backends or ())
+    if tally:
+        done(next(reversed(tally)))
     print()
     if result.cells:
         print(result.to_table())
