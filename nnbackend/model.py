@@ -48,9 +48,17 @@ class Sequential:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("a Sequential model needs at least one layer")
+        first_place: dict[int, int] = {}
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} is a {type(layer).__name__}, not an nnbackend Layer")
+            for part in (layer, *layer.children()):
+                if id(part) in first_place:
+                    raise ValueError(
+                        f"layer {i} uses the same {type(part).__name__} object as layer {first_place[id(part)]}: a "
+                        f"layer keeps what its backward pass needs, so each place needs its own "
+                        f"(e.g. nb.layers.{type(part).__name__}(...) again)")
+                first_place[id(part)] = i
         self.backend = get_backend(backend, dtype=dtype)
         self.seed = seed
         self.streams = Streams(seed)
@@ -63,14 +71,32 @@ class Sequential:
                 )
         self.input_shape: Shape = tuple(int(s) for s in input_shape)
         shape = self.input_shape
-        for layer in self.layers:
-            shape = layer.build(shape, self.backend, self.streams)
+        for i, layer in enumerate(self.layers):
+            shape = self._build_or_share(i, layer, shape)
         self.output_shape: Shape = shape
         self._slots = [
             (f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params
         ]
         # Layers before the first one with parameters need no backward pass at all.
         self._first_trainable = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+
+    def _build_or_share(self, index: int, layer: Layer, shape: Shape) -> Shape:
+        """Build ``layer`` for per-sample input ``shape``; a layer another model built keeps its weights
+        (shared, as in Keras) when it was built on this backend, device and dtype for this input shape."""
+        where = (self.backend.name, str(self.backend.device), self.backend.dtype_name)
+        if layer.built_on is None:
+            shape = layer.build(shape, self.backend, self.streams)
+            for part in (layer, *layer.children()):
+                part.built_on = where
+            return shape
+        if layer.built_on != where or tuple(layer.input_shape or ()) != tuple(shape):
+            raise ValueError(
+                f"layer {index} ({layer.describe()}) was built by another model ({'/'.join(layer.built_on)}, input "
+                f"{tuple(layer.input_shape or ())}); a layer shares its weights with a new model only on the same "
+                f"backend, device and dtype and for the same input ({'/'.join(where)}, input {tuple(shape)}): "
+                "create a new layer instead"
+            )
+        return layer.output_shape
 
     # -- construction from configs --------------------------------------------------------------
     @classmethod
@@ -323,6 +349,8 @@ class Sequential:
             for holder in (layer.params, layer.buffers):
                 for key in holder:
                     holder[key] = target.asarray(state[f"{i}.{key}"])
+            for part in (layer, *layer.children()):
+                part.built_on = (target.name, str(target.device), target.dtype_name)
         return self
 
     @property

@@ -98,6 +98,27 @@ def test_dropout_is_the_identity_in_eval_mode_and_inverted_in_training():
     assert 0.72 < kept.mean() < 0.78
 
 
+def test_a_new_model_from_built_layers_shares_their_weights():
+    # The Keras habit: a trained model's layers plus a Softmax head, for probabilities.
+    model = nb.Sequential([L.Dense(4, 5, "relu"), L.Dense(5, 3)], backend="numpy", seed=1)
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    logits = model.predict(x)
+    probabilities = nb.Sequential([*model.layers, L.Softmax()], backend="numpy", seed=99).predict(x)
+    np.testing.assert_allclose(probabilities, np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-5)
+    np.testing.assert_array_equal(model.predict(x), logits)  # the first model is untouched
+    with pytest.raises(ValueError, match=r"layer 0 \(Dense \(relu\)\) was built by another model \(numpy/cpu/float32"):
+        nb.Sequential(model.layers, backend="numpy", dtype="float64")
+
+
+def test_one_layer_object_in_two_places_is_refused():
+    relu = L.ReLU()
+    with pytest.raises(ValueError, match="layer 2 uses the same ReLU object as layer 1"):
+        nb.Sequential([L.Dense(4, 4), relu, relu], backend="numpy")
+    tanh = L.Tanh()
+    with pytest.raises(ValueError, match="layer 1 uses the same Tanh object as layer 0"):
+        nb.Sequential([L.Dense(4, 4, tanh), L.Dense(4, 4, tanh)], backend="numpy")
+
+
 def test_set_parameters_checks_names_shapes_and_dtypes():
     model = nb.Sequential([L.Dense(4, 2)], backend="numpy")
     with pytest.raises(KeyError, match="unknown parameter '3.weight'"):

@@ -49,6 +49,8 @@ class Layer:
         self.training = True
         self.input_shape: Shape | None = None
         self.output_shape: Shape | None = None
+        #: (backend, device, dtype) of the model that built it; set by :class:`~nnbackend.Sequential`.
+        self.built_on: tuple[str, str, str] | None = None
         self._cache: Any = None
 
     # -- construction ---------------------------------------------------------------------------
