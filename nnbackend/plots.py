@@ -9,6 +9,7 @@ displays inline in Jupyter as any matplotlib figure does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +217,9 @@ def plot_confusion_matrix(
             not C, or ``path`` is a folder.
         ImportError: matplotlib is not installed.
     """
+    if isinstance(class_names, (str, bytes, PathLike)):
+        raise TypeError(f"class_names must be a list of names, got {class_names!r}: the file goes third, "
+                        "plot_confusion_matrix(matrix, class_names, path), or by name: path=...")
     if path is not None:
         path = check_file_path(path, "confusion.png")
     counts = _as_host_matrix(matrix)

@@ -8,6 +8,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -155,6 +156,9 @@ class Trainer:
             raise TypeError(f"model must be an nnbackend Sequential, got {type(model).__name__}")
         self.max_rows = check_max_rows(max_rows)
         self.model = model
+        if isinstance(loss, Optimizer) or isinstance(optimizer, Loss):
+            raise TypeError(f"Trainer(model, loss, optimizer) takes the loss second, got {loss!r} and {optimizer!r}; "
+                            "or name them: Trainer(model, loss=..., optimizer=...)")
         self.loss = get_loss(loss)
         self.optimizer = get_optimizer(optimizer)
         if self.loss.expects_logits and model.ends_with_softmax:
@@ -168,6 +172,7 @@ class Trainer:
         #: Seconds of training before this fit resumed from a checkpoint (0 for a fresh fit); the
         #: history's times go on from there.
         self.resumed_time = 0.0
+        self._shuffle: tuple[int | None, np.random.Generator] | None = None  # (seed, its stream) of the last fit
         self._interrupt_requested = False
 
     @property
@@ -266,6 +271,17 @@ class Trainer:
             checkpoint = npz_path(checkpoint)  # where save_checkpoint writes it
         if validation is not None and (not isinstance(validation, (tuple, list)) or len(validation) != 2):
             raise ValueError("validation must be a pair (x_val, y_val)")
+        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+            raise TypeError(f"early_stopping must be an nnbackend.EarlyStopping, e.g. EarlyStopping(patience=5), "
+                            f"got {early_stopping!r}")
+        if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
+            raise TypeError(f"callbacks must be a list of nnbackend.Callback objects, got {callbacks!r}")
+        callbacks = list(callbacks)
+        for callback in callbacks:
+            if isinstance(callback, EarlyStopping):
+                raise TypeError("EarlyStopping goes to fit(early_stopping=...), not into callbacks")
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks must be nnbackend.Callback objects (subclass it), got {callback!r}")
         keep_freed_memory()  # every step allocates the same temporaries: see nnbackend.hostmem
         xd, td, ld = self._prepare(x, y, "train")
         n = xd.shape[0]
@@ -290,19 +306,23 @@ class Trainer:
                     f"early stopping monitors {early_stopping.monitor}, but these targets have no class "
                     "labels to score (a one-output model); monitor val_loss or loss instead"
                 )
-        callbacks = list(callbacks)
 
         model = self.model
-        rng = generator(seed, "shuffle")
+        # Another fit with the same seed goes on with the same stream: fit(epochs=1) twice is fit(epochs=2).
+        if seed is None or self._shuffle is None or self._shuffle[0] != seed:
+            self._shuffle = (seed, generator(seed, "shuffle"))
+        rng = self._shuffle[1]
         monitor = _Monitor(early_stopping) if early_stopping is not None else None
         settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "seed": seed,
                     "data": _fingerprint(xd, td)}
         self.history = History()
         position = Position()
         if resume and Path(checkpoint).exists():
+            given = self.optimizer.get_config()
             position = load_checkpoint(checkpoint, self, rng, monitor, settings, callbacks)
             if position.begin == 0:
                 position.loss_sum = position.correct = 0
+            self._say_what_resume_overrides(checkpoint, given, callbacks, position.epoch, epochs)
         history = self.history
         progress = Progress(epochs, math.ceil(n / batch_size), verbose, first_epoch=position.epoch)
         if position.epoch > 1 or position.begin > 0:
@@ -372,6 +392,20 @@ class Trainer:
             if early_stopping.restore_best and monitor.best_params is not None:
                 model.restore(monitor.best_params)  # after a divergence too: the best beats the last finite
         return history
+
+    def _say_what_resume_overrides(self, checkpoint: Path, given: dict[str, Any], callbacks: list[Callback],
+                                   epoch: int, epochs: int) -> None:
+        """Warn when resuming replaced optimizer settings the caller gave, or leaves nothing to train."""
+        restored = self.optimizer.get_config()
+        if any(isinstance(callback, LearningRateDecay) for callback in callbacks):
+            given, restored = {**given, "lr": None}, {**restored, "lr": None}  # decayed on purpose
+        if restored != given:
+            warnings.warn(f"resuming from {checkpoint}: the optimizer goes on as saved, {self.optimizer!r}; the "
+                          "settings given to this Trainer are not used", UserWarning, stacklevel=3)
+        if epoch > epochs:
+            warnings.warn(f"{checkpoint} is past epoch {epochs} already (next: epoch {epoch}), so nothing trains; "
+                          "epochs counts every epoch of the run, so pass a larger epochs to go on",
+                          UserWarning, stacklevel=3)
 
     def interrupt(self) -> None:
         """Ask a running :meth:`fit` to stop after the current step (what Ctrl-C does)."""

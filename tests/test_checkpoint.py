@@ -187,7 +187,8 @@ def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps, make):
         fit(first, checkpoint=ckpt)
     assert ckpt.exists()
     second = nb.Trainer(make(seed=99), optimizer=O.Adam(0.5))  # everything comes from the checkpoint
-    history = fit(second, checkpoint=ckpt, resume=True)
+    with pytest.warns(UserWarning, match=r"the optimizer goes on as saved, Adam\(lr=0.01.*not used"):
+        history = fit(second, checkpoint=ckpt, resume=True)
     assert_same_state(second.model, expected)
     assert history.epoch == expected_history.epoch
     assert history.val_loss == expected_history.val_loss
@@ -219,6 +220,13 @@ def test_a_callbacks_state_resumes_with_the_run(tmp_path):
     log = EpochLog()
     fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True, callbacks=[log])
     assert log.epochs == [1, 2, 3, 4, 5, 6]
+
+
+def test_resuming_says_when_nothing_is_left_to_train(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, epochs=3)
+    with pytest.warns(UserWarning, match="past epoch 1 already .next: epoch 4., so nothing trains"):
+        fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True, epochs=1)
 
 
 def test_a_resumed_run_stops_early_where_the_uninterrupted_one_did(tmp_path):

@@ -142,3 +142,10 @@ def test_a_folder_as_the_path_is_refused_before_drawing_and_nothing_is_written(t
     with pytest.raises(ValueError, match=r"is a folder; pass a file name such as .*confusion\.png"):
         plot_confusion_matrix(CONFUSION, path=tmp_path)
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_path_given_as_the_class_names_is_refused(tmp_path):
+    for path in (str(tmp_path / "c.png"), tmp_path / "c.png"):
+        with pytest.raises(TypeError, match=r"the file goes third, plot_confusion_matrix\(matrix, class_names, path\)"):
+            plot_confusion_matrix(np.eye(5, dtype=int), path)
+    assert not list(tmp_path.iterdir())

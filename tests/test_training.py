@@ -375,3 +375,27 @@ def test_early_stopping_without_validation_data_watches_the_training_figures(mon
     assert (history.best_epoch, history.stopped_epoch) == (best_epoch, stopped_epoch)
     assert history.epoch[-1] == stopped_epoch
     assert same_state(trainer.model.state_dict(), states[best_epoch])  # restore_best holds here too
+
+
+def test_fit_twice_with_the_same_seed_goes_on_with_the_shuffle_stream():
+    x, y = blobs(n=60)
+    once, twice = mlp(), mlp()
+    nb.Trainer(once, optimizer=O.GD(0.1)).fit(x, y, epochs=2, batch_size=20, verbose=0)
+    trainer = nb.Trainer(twice, optimizer=O.GD(0.1))
+    for _ in range(2):
+        trainer.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    for name, value in once.parameters().items():
+        np.testing.assert_array_equal(twice.parameters()[name], value)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda t, x, y: t.fit(x, y, early_stopping=5, verbose=0), r"early_stopping must be an nnbackend.EarlyStopping"),
+    (lambda t, x, y: t.fit(x, y, callbacks=[nb.EarlyStopping()], verbose=0), r"fit\(early_stopping=...\)"),
+    (lambda t, x, y: t.fit(x, y, callbacks=nb.LearningRateDecay(0.5), verbose=0), "callbacks must be a list"),
+    (lambda t, x, y: t.fit(x, y, callbacks=[object()], verbose=0), "callbacks must be nnbackend.Callback objects"),
+    (lambda t, x, y: nb.Trainer(t.model, O.Adam(), nb.losses.CrossEntropy()), r"takes the loss second"),
+], ids=["early_stopping-int", "early_stopping-in-callbacks", "one-callback", "not-a-callback", "keras-order"])
+def test_arguments_of_the_wrong_kind_say_what_is_expected(call, message):
+    x, y = blobs(n=30)
+    with pytest.raises(TypeError, match=message):
+        call(nb.Trainer(mlp()), x, y)
