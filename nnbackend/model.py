@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -218,6 +219,17 @@ class Sequential:
             if was_training:
                 self.train()
 
+    def predict_proba(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> np.ndarray:
+        """Class probabilities (N, C) on the host, rows summing to 1: the outputs of a model that ends with
+        a Softmax, else the softmax of its outputs (the raw scores a model trained with
+        :class:`~nnbackend.losses.CrossEntropy` gives)."""
+        out = self.predict_on_device(x, batch_size=batch_size)
+        if self.ends_with_softmax:
+            return to_numpy(out)
+        xp = namespace_of(out)
+        e = xp.exp(out - xp.max(out, axis=1, keepdims=True))
+        return to_numpy(e / xp.sum(e, axis=1, keepdims=True))
+
     def predict_classes(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Predicted class indices (N,) int64 on the host: the arg-max of the outputs."""
         out = self.predict_on_device(x, batch_size=batch_size)
@@ -226,12 +238,17 @@ class Sequential:
     def check_input(self, x: Any, name: str = "x") -> Any:
         """Check ``x`` against the model's input shape; host data moves onto the device and floats of
         another precision are cast to the model's dtype."""
-        x = check_array(x, name, ndim=len(self.input_shape) + 1, float_only=True, finite=True, backend=self.backend)
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}) for this model, "
-                f"got {tuple(x.shape)}"
-            )
+        x = check_array(x, name, float_only=True, finite=True, backend=self.backend)
+        shape = tuple(x.shape)
+        if shape[1:] != self.input_shape:
+            wanted = ", ".join(map(str, self.input_shape))
+            if shape == self.input_shape:
+                hint = "; for one sample, add the batch axis: x[None]"
+            elif len(shape) >= 1 and math.prod(shape[1:]) == math.prod(self.input_shape):
+                hint = f"; the same numbers per sample: x.reshape(len(x), {wanted})"
+            else:
+                hint = ""
+            raise ValueError(f"{name} must have shape (N, {wanted}) for this model, got {shape}{hint}")
         if not isinstance(x, np.ndarray) and x.dtype == self.backend.dtype:
             return x
         with np.errstate(over="ignore"):  # an overflow is reported below, with its cause
@@ -331,10 +348,13 @@ class Sequential:
         for (layer, key), value in buffers.items():
             layer.buffers[key] = value
 
-    def to(self, backend: str | Backend, *, dtype: str | None = None) -> Sequential:
+    def to(self, backend: str | Backend | None = None, *, dtype: str | None = None) -> Sequential:
         """Move every parameter and buffer to another backend (and/or dtype), in place; returns self.
 
-        The dtype is ``dtype`` if given, else a :class:`Backend`'s own, else the model's."""
+        ``backend`` defaults to the model's own (``model.to(dtype="float64")``). The dtype is ``dtype`` if
+        given, else a :class:`Backend`'s own, else the model's."""
+        if backend is None:
+            backend = self.backend.with_dtype(dtype) if dtype else self.backend
         if dtype is None and not isinstance(backend, Backend):
             dtype = self.backend.dtype_name
         target = get_backend(backend, dtype=dtype)

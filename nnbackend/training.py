@@ -194,7 +194,8 @@ class Trainer:
         if y.ndim == 1:
             if not is_integer(y):
                 raise ValueError(f"{name} y must be integer class labels (N,) or targets (N, {outputs}), "
-                                 f"got dtype {y.dtype} with shape {tuple(y.shape)}")
+                                 f"got dtype {y.dtype} with shape {tuple(y.shape)} (whole-number labels stored "
+                                 "as floats: y.astype(int))")
             if outputs == 1:
                 raise ValueError(f"{name} y: this model has one output, so it takes float targets of shape "
                                  "(N, 1), not class labels (for 0/1 labels: y[:, None].astype('float32'), with "
@@ -203,8 +204,9 @@ class Trainer:
             targets = one_hot(labels, outputs, backend.dtype)
         else:
             if tuple(y.shape[1:]) != (outputs,):
+                column = " (class labels in a column: y.ravel())" if y.shape[1] == 1 and is_integer(y) else ""
                 raise ValueError(f"{name} y must have shape (N, {outputs}) to match the model's outputs, "
-                                 f"got {tuple(y.shape)}")
+                                 f"got {tuple(y.shape)}{column}")
             check_array(y, f"{name} y", float_only=True, finite=True)
             targets = backend.asarray(y)
             labels = namespace_of(targets).argmax(targets, axis=1) if outputs > 1 else None

@@ -119,6 +119,24 @@ def test_one_layer_object_in_two_places_is_refused():
         nb.Sequential([L.Dense(4, 4, tanh), L.Dense(4, 4, tanh)], backend="numpy")
 
 
+def test_predict_proba_gives_probabilities_for_logits_and_softmax_models():
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    logits = nb.Sequential([L.Dense(4, 3)], backend="numpy", seed=1)
+    z = logits.predict(x)
+    expected = np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+    np.testing.assert_allclose(logits.predict_proba(x), expected, rtol=1e-5)
+    softmax = nb.Sequential([L.Dense(4, 3, "softmax")], backend="numpy", seed=1)
+    np.testing.assert_allclose(softmax.predict_proba(x), softmax.predict(x), rtol=0)  # already probabilities
+    np.testing.assert_array_equal(logits.predict_proba(x).argmax(1), logits.predict_classes(x))
+
+
+def test_to_changes_only_the_dtype_when_no_backend_is_named():
+    model = nb.Sequential([L.Dense(4, 3)], backend="array_api_strict:device1")
+    model.to(dtype="float64")
+    assert model.backend.name == "array_api_strict" and "device1" in str(model.backend.device)
+    assert model.backend.dtype_name == "float64" and str(model.parameters()["0.weight"].dtype).endswith("float64")
+
+
 def test_set_parameters_checks_names_shapes_and_dtypes():
     model = nb.Sequential([L.Dense(4, 2)], backend="numpy")
     with pytest.raises(KeyError, match="unknown parameter '3.weight'"):
