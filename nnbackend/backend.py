@@ -98,6 +98,11 @@ class Backend:
         """The device as a short string: ``cpu``, ``cuda:0``, ``device1``."""
         return _device_name(self.device)
 
+    @property
+    def placement(self) -> tuple[str, str, str]:
+        """``(name, device, dtype)``: where arrays of this backend live and in which precision."""
+        return self.name, self.device_name, self.dtype_name
+
     def describe(self) -> str:
         """A one-line description, e.g. ``numpy 2.1.0 on cpu, float32``."""
         return f"{self.name} {_library_version(self.name)} on {self.device_name}, {self.dtype_name}"

@@ -18,6 +18,7 @@ import numpy as np
 from .backend import to_numpy
 from .history import History
 from .io import CheckpointError, model_record, read_file, write_file
+from .layers import Dropout
 from .random import get_state, set_state
 
 __all__ = ["Position", "load_checkpoint", "save_checkpoint"]
@@ -47,7 +48,7 @@ def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_
             arrays[f"optimizer/{name}/{key}"] = value
     meta.update(
         optimizer={"type": opt_state["type"], "config": opt_state["config"], "steps": opt_state["steps"]},
-        rng={"shuffle": get_state(shuffle_rng), "dropout": [get_state(rng) for rng in model.streams.dropout]},
+        rng={"shuffle": get_state(shuffle_rng), "dropout": [get_state(rng) for rng in _dropout_streams(model)]},
         position={"epoch": position.epoch, "begin": position.begin, "shuffled": position.order is not None},
         history=trainer.history.to_dict(),
         settings=settings,
@@ -129,8 +130,9 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
     best = {k.removeprefix("monitor/"): v for k, v in arrays.items() if k.startswith("monitor/")}
     _check_arrays(path, "best parameters", best, shapes, exact_names=bool(best))
     history = History.from_dict(meta["history"])
-    dropout_states = _dropout_states(path, meta["rng"]["dropout"], len(model.streams.dropout))
-    for rng, saved in ((shuffle_rng, meta["rng"]["shuffle"]), *zip(model.streams.dropout, dropout_states)):
+    dropout_streams = _dropout_streams(model)
+    dropout_states = _dropout_states(path, meta["rng"]["dropout"], len(dropout_streams))
+    for rng, saved in ((shuffle_rng, meta["rng"]["shuffle"]), *zip(dropout_streams, dropout_states)):
         set_state(np.random.Generator(type(rng.bit_generator)()), saved)
     where = meta["position"]
     epoch, begin, shuffled = where["epoch"], where["begin"], where["shuffled"]
@@ -146,14 +148,22 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
     resumed_callbacks = [(callback, saved["state"]) for callback, saved in zip(callbacks, saved_callbacks)
                          if saved["type"] == type(callback).__name__ and saved["state"] is not None]
 
-    optimizer.load_state_dict({**meta["optimizer"], "state": state}, model.backend)  # checks before it changes
+    # Callbacks first: one of the user's may refuse its state, and then nothing else has changed yet.
+    earlier = [(callback, callback.state_dict()) for callback, _ in resumed_callbacks]
+    try:
+        for callback, saved in resumed_callbacks:
+            callback.load_state_dict(saved)
+        optimizer.load_state_dict({**meta["optimizer"], "state": state}, model.backend)  # checks before it changes
+    except Exception:
+        for callback, before in earlier:
+            if before is not None:
+                callback.load_state_dict(before)
+        raise
     model.load_state_dict(model_state)
     set_state(shuffle_rng, meta["rng"]["shuffle"])
-    for rng, saved in zip(model.streams.dropout, dropout_states):
+    for rng, saved in zip(dropout_streams, dropout_states):
         set_state(rng, saved)
     trainer.history = history
-    for callback, saved in resumed_callbacks:
-        callback.load_state_dict(saved)
     if monitor is not None and meta["monitor"] is not None:
         monitor.best = meta["monitor"]["best"]
         monitor.best_epoch = meta["monitor"]["best_epoch"]
@@ -167,6 +177,12 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
         loss_sum=backend.asarray(arrays["position/loss_sum"]),
         correct=backend.asarray(arrays["position/correct"]),
     )
+
+
+def _dropout_streams(model: Any) -> list[np.random.Generator]:
+    """The random stream of each Dropout layer of ``model``, in layer order (a layer shared with another
+    model keeps the stream it was built with)."""
+    return [part.rng for layer in model.layers for part in (layer, *layer.children()) if isinstance(part, Dropout)]
 
 
 def _dropout_states(path: str | Path, saved: Any, layers: int) -> list[dict[str, Any]]:

@@ -10,15 +10,34 @@ import numpy as np
 from .arrays import check_array
 from .backend import Backend, get_backend, namespace_of, to_numpy
 from .layers import Dense, Layer, layer_from_config, layer_to_config
-from .layers.activations import Softmax
+from .layers.activations import Sigmoid, Softmax
 from .layers.base import Shape
 from .random import Streams
 
-__all__ = ["PREDICT_BATCH_SIZE", "Sequential"]
+__all__ = ["PREDICT_BATCH_SIZE", "Sequential", "to_model_dtype"]
 
 #: Rows per forward pass when predicting or evaluating: bounds the memory of activations (a CNN's
 #: im2col buffers for 1,024 MNIST images are about 250 MB).
 PREDICT_BATCH_SIZE = 1024
+
+
+def to_model_dtype(backend: Backend, x: Any, name: str) -> Any:
+    """Float array ``x`` on ``backend``'s device in its float dtype; ValueError (naming ``name``) when values
+    that were finite become infinite in that precision (1e39 in float32)."""
+    if not isinstance(x, np.ndarray) and x.dtype == backend.dtype:
+        return x
+    with np.errstate(over="ignore"):  # an overflow is reported below, with its cause
+        moved = backend.asarray(x)
+    if str(moved.dtype) != str(x.dtype):
+        xp = backend.xp
+        too_large = int(xp.sum(xp.astype(~xp.isfinite(moved), xp.int64)))
+        if too_large:
+            raise ValueError(
+                f"{name} holds {too_large} value(s) beyond the range of {backend.dtype_name}, the model's "
+                f"precision (largest {float(xp.finfo(backend.dtype).max):.3g}); scale the data, or use a "
+                "float64 model"
+            )
+    return moved
 
 
 class Sequential:
@@ -31,7 +50,8 @@ class Sequential:
         backend: a :class:`~nnbackend.Backend` or a backend name. Defaults to ``$NNBACKEND_BACKEND``, else
             ``"auto"``.
         dtype: ``"float32"`` or ``"float64"``. Defaults to float32 (or the given Backend's dtype).
-        seed: seeds the initial weights and dropout masks (host NumPy streams): the same seed gives the
+        seed: seeds the initial weights and dropout masks (host NumPy streams) of the layers built here (a
+            layer another model built keeps its weights and stream: the two models share it): the same seed gives the
             same initial weights on every backend and dtype. Defaults to ``0``.
 
     Parameters are named ``"<layer index>.<name>"`` (``"0.weight"``), as in PyTorch.
@@ -72,8 +92,14 @@ class Sequential:
                 )
         self.input_shape: Shape = tuple(int(s) for s in input_shape)
         shape = self.input_shape
+        built_here = [layer for layer in self.layers if layer.built_on is None]
         for i, layer in enumerate(self.layers):
             shape = self._build_or_share(i, layer, shape)
+        for layer in built_here:  # only once the whole model is built: a failed one leaves them unclaimed
+            for part in (layer, *layer.children()):
+                part.built_on = self.backend.placement
+        for layer in self.layers:
+            layer.models.add(self)
         self.output_shape: Shape = shape
         self._slots = [
             (f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params
@@ -84,12 +110,9 @@ class Sequential:
     def _build_or_share(self, index: int, layer: Layer, shape: Shape) -> Shape:
         """Build ``layer`` for per-sample input ``shape``; a layer another model built keeps its weights
         (shared, as in Keras) when it was built on this backend, device and dtype for this input shape."""
-        where = (self.backend.name, str(self.backend.device), self.backend.dtype_name)
+        where = self.backend.placement
         if layer.built_on is None:
-            shape = layer.build(shape, self.backend, self.streams)
-            for part in (layer, *layer.children()):
-                part.built_on = where
-            return shape
+            return layer.build(shape, self.backend, self.streams)
         if layer.built_on != where or tuple(layer.input_shape or ()) != tuple(shape):
             raise ValueError(
                 f"layer {index} ({layer.describe()}) was built by another model ({'/'.join(layer.built_on)}, input "
@@ -222,18 +245,32 @@ class Sequential:
     def predict_proba(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Class probabilities (N, C) on the host, rows summing to 1: the outputs of a model that ends with
         a Softmax, else the softmax of its outputs (the raw scores a model trained with
-        :class:`~nnbackend.losses.CrossEntropy` gives)."""
-        out = self.predict_on_device(x, batch_size=batch_size)
-        if self.ends_with_softmax:
-            return to_numpy(out)
-        xp = namespace_of(out)
-        e = xp.exp(out - xp.max(out, axis=1, keepdims=True))
-        return to_numpy(e / xp.sum(e, axis=1, keepdims=True))
+        :class:`~nnbackend.losses.CrossEntropy` gives). A one-output model gives (N, 2): ``1 - p`` and
+        ``p``, its output if it ends with a Sigmoid, else the sigmoid of its score (as trained with
+        ``BinaryCrossEntropy(from_logits=True)``)."""
+        return to_numpy(self._probabilities(self.predict_on_device(x, batch_size=batch_size)))
 
     def predict_classes(self, x: Any, *, batch_size: int | None = PREDICT_BATCH_SIZE) -> np.ndarray:
-        """Predicted class indices (N,) int64 on the host: the arg-max of the outputs."""
+        """Predicted class indices (N,) int64 on the host: the arg-max of the outputs (for one output:
+        1 where the probability of :meth:`predict_proba` is above 0.5)."""
         out = self.predict_on_device(x, batch_size=batch_size)
+        if out.shape[1] == 1:
+            out = self._probabilities(out)
         return to_numpy(namespace_of(out).argmax(out, axis=1)).astype(np.int64)
+
+    def _probabilities(self, out: Any) -> Any:
+        xp = namespace_of(out)
+        if out.shape[1] == 1:
+            if self._ends_with(Sigmoid):
+                p = out
+            else:
+                e = xp.exp(-xp.abs(out))  # a sigmoid that never overflows
+                p = xp.where(out >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+            return xp.concat([1.0 - p, p], axis=1)
+        if self.ends_with_softmax:
+            return out
+        e = xp.exp(out - xp.max(out, axis=1, keepdims=True))
+        return e / xp.sum(e, axis=1, keepdims=True)
 
     def check_input(self, x: Any, name: str = "x") -> Any:
         """Check ``x`` against the model's input shape; host data moves onto the device and floats of
@@ -249,20 +286,7 @@ class Sequential:
             else:
                 hint = ""
             raise ValueError(f"{name} must have shape (N, {wanted}) for this model, got {shape}{hint}")
-        if not isinstance(x, np.ndarray) and x.dtype == self.backend.dtype:
-            return x
-        with np.errstate(over="ignore"):  # an overflow is reported below, with its cause
-            moved = self.backend.asarray(x)
-        if str(moved.dtype) != str(x.dtype):  # finite in float64 may overflow to infinity in float32
-            xp = self.backend.xp
-            too_large = int(xp.sum(xp.astype(~xp.isfinite(moved), xp.int64)))
-            if too_large:
-                raise ValueError(
-                    f"{name} holds {too_large} value(s) beyond the range of {self.backend.dtype_name}, the "
-                    f"model's precision (largest {float(xp.finfo(self.backend.dtype).max):.3g}); scale the "
-                    "data, or use a float64 model"
-                )
-        return moved
+        return to_model_dtype(self.backend, x, name)
 
     # -- parameters -----------------------------------------------------------------------------
     def parameters(self) -> dict[str, Any]:
@@ -358,6 +382,11 @@ class Sequential:
         if dtype is None and not isinstance(backend, Backend):
             dtype = self.backend.dtype_name
         target = get_backend(backend, dtype=dtype)
+        shared = [i for i, layer in enumerate(self.layers) if any(model is not self for model in layer.models)]
+        if shared and target.placement != self.backend.placement:
+            raise ValueError(f"layer(s) {shared} are shared with another model, which moving them would change "
+                             "too; move that model's weights with a new model instead: "
+                             "new = nb.Sequential(<new layers>, ...); new.load_state_dict(model.state_dict())")
         state = self.state_dict()
         self.backend = target
         for layer in self.layers:
@@ -370,7 +399,7 @@ class Sequential:
                 for key in holder:
                     holder[key] = target.asarray(state[f"{i}.{key}"])
             for part in (layer, *layer.children()):
-                part.built_on = (target.name, str(target.device), target.dtype_name)
+                part.built_on = target.placement
         return self
 
     @property
@@ -391,8 +420,11 @@ class Sequential:
     @property
     def ends_with_softmax(self) -> bool:
         """True when the last operation is a Softmax (the outputs are probabilities)."""
+        return self._ends_with(Softmax)
+
+    def _ends_with(self, kind: type[Layer]) -> bool:
         last = self.layers[-1]
-        return isinstance(last, Softmax) or isinstance(getattr(last, "activation", None), Softmax)
+        return isinstance(last, kind) or isinstance(getattr(last, "activation", None), kind)
 
     def summary(self) -> str:
         """A Keras-style table: each layer, its output shape and parameter count, then totals."""

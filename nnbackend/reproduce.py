@@ -212,10 +212,10 @@ def loss_rose(run: GridRun) -> tuple[float, float, int] | None:
     return losses[0], losses[-1], len(losses)
 
 
-def chance_spell(run: GridRun) -> tuple[int | None, list[int]] | None:
+def chance_spell(run: GridRun) -> tuple[int, list[int]] | None:
     """For a run that ends above chance level but fell to it on the way (a collapse it recovered from):
-    the first epoch whose training accuracy was at chance level (None if not recorded) and the epochs of
-    the evaluations at chance level. None for any other run (see :func:`nnbackend.runs.at_chance`)."""
+    the first epoch whose training accuracy fell back to chance level, and the epochs of the evaluations
+    at chance level from then on. None for any other run (see :func:`nnbackend.runs.at_chance`)."""
     m = run.metrics
     if m is None or m["diverged_epoch"] or at_chance(m):
         return None
@@ -223,14 +223,25 @@ def chance_spell(run: GridRun) -> tuple[int | None, list[int]] | None:
         history = json.loads((run.folder / "history.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    chance = 1.5 / len(m["test"]["report"]["class_names"])
-    evaluations = [e for e, a in zip(history.get("val_epoch", []), history.get("val_accuracy", []))
-                   if a is not None and a < chance]
-    if not evaluations:
+    if not isinstance(history, dict):
         return None
-    onset = next((e for e, a in zip(history.get("epoch", []), history.get("accuracy", []))
-                  if e > 1 and a is not None and a < chance), None)
-    return onset, evaluations
+    chance = 1.5 / len(m["test"]["report"]["class_names"])
+    # A collapse: training accuracy above chance level, then back at it (a run that starts slowly from
+    # chance level is no collapse).
+    learned, onset = False, None
+    for epoch, accuracy in zip(history.get("epoch") or [], history.get("accuracy") or []):
+        if accuracy is None:
+            continue
+        if accuracy >= chance:
+            learned = True
+        elif learned:
+            onset = epoch
+            break
+    if onset is None:
+        return None
+    evaluations = [e for e, a in zip(history.get("val_epoch") or [], history.get("val_accuracy") or [])
+                   if e >= onset and a is not None and a < chance]
+    return (onset, evaluations) if evaluations else None
 
 
 def _spans(epochs: list[int]) -> str:
@@ -430,9 +441,8 @@ def _table_section(table: Table, runs: dict[str, GridRun]) -> list[str]:
                              f"{rose[1]:.3f} in epoch {rose[2]}")
             elif spell := chance_spell(run):
                 onset, evaluations = spell
-                notes.append("**ours: collapsed, then recovered**: "
-                             + (f"training accuracy at chance level from epoch {onset}, " if onset else "")
-                             + f"validation accuracy at chance level at the evaluations of epochs "
+                notes.append(f"**ours: collapsed, then recovered**: training accuracy at chance level from epoch "
+                             f"{onset}, validation accuracy at chance level at the evaluations of epochs "
                              f"{_spans(evaluations)}; val acc {_num(final['val_accuracy'])} at epoch {final['val_epoch']}")
             elif paper and paper.diverged_by:
                 notes.append(f"ours: did not diverge (val acc {_num(final['val_accuracy'])} at epoch {final['val_epoch']})")
@@ -475,7 +485,9 @@ def _test_set_noise(confusion: np.ndarray, ours: float, paper: float, paper_imag
 def paper_distance(paper: float, stats: dict[str, float], group: str, bootstrap_sd: float, images: int,
                    paper_images: int) -> float | None:
     """How many standard deviations of the difference the paper's number lies above the mean of a seed
-    study's group (``stats``: its n, mean and SD of the test weighted F1), or None for fewer than 2 runs.
+    study's group (``stats``: its n, mean and SD of the test weighted F1); None for fewer than 2 runs, or
+    when the variance below comes out at zero or less (a split group whose test sets are smaller than
+    the paper's, with almost no spread).
 
     The difference between one run of the paper (on ``paper_images`` test images of its own) and the mean
     of our ``n`` runs varies with the training seeds, SD**2 (1 + 1/n), and with the test images. In group

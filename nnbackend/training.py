@@ -23,7 +23,7 @@ from .io import npz_path
 from .hostmem import keep_freed_memory
 from .inplace import add_into
 from .losses import CrossEntropy, Loss, get_loss
-from .model import PREDICT_BATCH_SIZE, Sequential
+from .model import PREDICT_BATCH_SIZE, Sequential, to_model_dtype
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progress
 from .random import generator
@@ -208,7 +208,7 @@ class Trainer:
                 raise ValueError(f"{name} y must have shape (N, {outputs}) to match the model's outputs, "
                                  f"got {tuple(y.shape)}{column}")
             check_array(y, f"{name} y", float_only=True, finite=True)
-            targets = backend.asarray(y)
+            targets = to_model_dtype(backend, y, f"{name} y")
             labels = namespace_of(targets).argmax(targets, axis=1) if outputs > 1 else None
         return x, targets, labels
 

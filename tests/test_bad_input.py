@@ -63,6 +63,7 @@ CASES = [
     ("fit: beyond float32", lambda: fit(x=np.where(X == X[0, 0], 1e39, X.astype(np.float64))), ValueError, r"train x holds 1 value\(s\) beyond the range of float32, the model's precision \(largest 3.4e\+38\)"),
     ("predict: beyond float32", lambda: model().predict(np.full((2, 4), -1e39)), ValueError, r"x holds 8 value\(s\) beyond the range of float32"),
     ("fit: labels in a column", lambda: fit(y=Y[:, None]), ValueError, r"train y must have shape \(N, 3\) to match the model's outputs, got \(30, 1\) \(class labels in a column: y.ravel\(\)\)"),
+    ("fit: targets beyond float32", lambda: nb.Trainer(model(), "mse").fit(X, np.full((30, 3), 1e39), verbose=0), ValueError, r"train y holds 90 value\(s\) beyond the range of float32"),
     ("fit: label too large", lambda: fit(y=np.where(Y == 0, 3, Y)), ValueError, r"train y holds label 3, outside \[0, 3\) for 3 classes"),
     ("fit: negative label", lambda: fit(y=np.where(Y == 0, -1, Y)), ValueError, r"train y holds label -1, outside \[0, 3\)"),
     ("fit: float labels", lambda: fit(y=Y.astype(np.float32)), ValueError, r"train y must be integer class labels \(N,\) or targets \(N, 3\), got dtype float32 with shape \(30,\) \(whole-number labels stored as floats: y.astype\(int\)\)"),

@@ -229,6 +229,44 @@ def test_resuming_says_when_nothing_is_left_to_train(tmp_path):
         fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True, epochs=1)
 
 
+def test_a_model_sharing_a_dropout_layer_resumes_exactly(tmp_path):
+    def pair():
+        base = nb.Sequential([L.Dense(6, 8, "relu"), L.Dropout(0.5), L.Dense(8, 3)], seed=0)
+        return nb.Sequential([*base.layers, L.Identity()])  # its Dropout layer and stream come from base
+
+    expected = nb.Trainer(pair(), optimizer=O.Adam(0.01))
+    fit(expected)
+    first = nb.Trainer(pair(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 12)
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=tmp_path / "ckpt.npz")
+    second = nb.Trainer(pair(), optimizer=O.Adam(0.01))
+    fit(second, checkpoint=tmp_path / "ckpt.npz", resume=True)
+    assert_same_state(second.model, expected.model.state_dict())
+
+
+class Refusing(nb.Callback):
+    def state_dict(self):
+        return {"seen": 1}
+
+    def load_state_dict(self, state):
+        raise ValueError("not my state")
+
+
+def test_a_callback_refusing_its_state_leaves_the_trainer_unchanged(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 7)
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=ckpt, callbacks=[Refusing()])
+    trainer = nb.Trainer(model(seed=3), optimizer=O.Adam(0.01))
+    before = trainer.model.state_dict()
+    with pytest.raises(nb.CheckpointError, match="not my state"):
+        fit(trainer, checkpoint=ckpt, resume=True, callbacks=[Refusing()])
+    assert trainer.optimizer.steps == 0 and not trainer.history.epoch
+    assert_same_state(trainer.model, before)
+
+
 def test_a_resumed_run_stops_early_where_the_uninterrupted_one_did(tmp_path):
     # min_delta so large that nothing after epoch 1 counts as better: the patience runs out at epoch 3.
     # Interrupted in epoch 3, the checkpoint must carry the evaluation it had already waited.

@@ -373,6 +373,13 @@ def test_a_run_that_collapsed_and_recovered_is_marked_and_never_the_best_model(t
     assert "did not diverge" not in report
     entry = next(r for r in _results(list(runs.values()), context)["runs"] if r["key"] == collapsed.key)
     assert entry["ours"]["at_chance_evaluations"] == [2, 4]
+    # A run that starts slowly from chance level did not collapse; nor does an unreadable history say so.
+    slow = dict(history, accuracy=[0.1, 0.12, 0.2, 0.4, 0.6, 0.7], val_accuracy=[0.12, 0.3, 0.77])
+    (collapsed.folder / "history.json").write_text(json.dumps(slow))
+    assert chance_spell(collapsed) is None
+    (collapsed.folder / "history.json").write_text("[]")
+    assert chance_spell(collapsed) is None
+    (collapsed.folder / "history.json").write_text(json.dumps(history))
     # A run that diverged is never "the model a user would pick", whatever its last validation accuracy.
     collapsed.metrics = dict(collapsed.metrics, diverged_epoch=5, final=dict(collapsed.metrics["final"], val_accuracy=0.99))
     assert best_by_validation(runs.values(), "fashion-mnist") is not collapsed
@@ -606,8 +613,16 @@ def test_evaluate_does_not_overwrite_a_run_folders_metrics(trained, tmp_path, ca
     run = _copy_run(trained, tmp_path)
     before = (run / "metrics.json").read_bytes()
     assert cli.main(["evaluate", str(run), "--out", str(run)]) == 1
-    assert "already holds metrics.json" in capsys.readouterr().err
+    assert f"{run} already holds config.json" in capsys.readouterr().err
     assert (run / "metrics.json").read_bytes() == before
+    # An unfinished run (or grid) must not gain a metrics.json that makes it look finished.
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text("{}")
+    (tmp_path / "grid" / "runs").mkdir(parents=True)
+    for folder in (unfinished, tmp_path / "grid"):
+        assert cli.main(["evaluate", str(run), "--out", str(folder)]) == 1
+        assert not (folder / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("command", [

@@ -110,6 +110,39 @@ def test_a_new_model_from_built_layers_shares_their_weights():
         nb.Sequential(model.layers, backend="numpy", dtype="float64")
 
 
+def test_a_failed_model_leaves_its_layers_free_and_a_shared_layer_is_not_moved_under_another_model():
+    layers = [L.Dense(8, 16, "relu"), L.Dense(32, 3)]
+    with pytest.raises(ValueError, match="expects 32 input features"):
+        nb.Sequential(layers, backend="numpy", dtype="float64")
+    layers[1] = L.Dense(16, 3)
+    model = nb.Sequential(layers, backend="numpy")  # float32 now: the failed float64 model claimed nothing
+    head = nb.Sequential([*model.layers, L.Softmax()], backend="numpy")
+    with pytest.raises(ValueError, match=r"layer\(s\) \[0, 1\] are shared with another model"):
+        model.to(dtype="float64")
+    assert head.parameters()["0.weight"].dtype == np.float32
+    del head
+    import gc
+
+    gc.collect()
+    assert model.to(dtype="float64").parameters()["0.weight"].dtype == np.float64  # no longer shared
+
+
+def test_predict_proba_and_classes_of_a_one_output_model():
+    x = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    scores = nb.Sequential([L.Dense(4, 1)], backend="numpy", seed=0)
+    sigmoid = nb.Sequential([L.Dense(4, 1, "sigmoid")], backend="numpy", seed=0)
+    z = scores.predict(x)[:, 0]
+    p = 1 / (1 + np.exp(-z))
+    for model in (scores, sigmoid):
+        np.testing.assert_allclose(model.predict_proba(x), np.stack([1 - p, p], axis=1), rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(model.predict_classes(x), (p > 0.5).astype(np.int64))
+    assert 0 < scores.predict_classes(x).sum() < 50  # both classes occur: not argmax over one column
+    big = nb.Sequential([L.Dense(1, 1)], backend="numpy", seed=0)
+    with np.errstate(over="raise", invalid="raise"):  # no overflow for scores far from 0 (underflow to 0 is fine)
+        proba = big.predict_proba(np.array([[1e30], [-1e30]], np.float32))
+    assert set(np.round(proba[:, 1]).tolist()) == {0.0, 1.0}
+
+
 def test_one_layer_object_in_two_places_is_refused():
     relu = L.ReLU()
     with pytest.raises(ValueError, match="layer 2 uses the same ReLU object as layer 1"):

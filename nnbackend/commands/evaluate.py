@@ -10,8 +10,8 @@ from pathlib import Path
 from ..backend import get_backend
 from ..io import load_model
 from ..losses import CrossEntropy
-from ..runs import (RunConfig, evaluate_model, load_split, read_record, reported_losses, test_images_seen_in_training,
-                    write_json)
+from ..runs import (RUN_FILES, RunConfig, evaluate_model, load_split, read_record, reported_losses,
+                    test_images_seen_in_training, write_json)
 from . import options
 
 EXAMPLES = """\
@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"{model_path} has no config.json beside it to say which data it belongs to; pass --data NAME")
     out = Path(args.out) if args.out else None
     if out is not None:
-        options.refuse_clashes(out, ("metrics.json", "confusion.png", "results.json"), "an evaluation")
+        # Not into a run (even an unfinished one) or a grid: its files would make it look finished.
+        options.refuse_clashes(out, (*RUN_FILES, "results.json", "runs"), "an evaluation")
         options.writable_folder(out)
     config = recorded or RunConfig(data=args.data, subset=None)
     changes = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from ..arrays import check_array, match_namespace
@@ -51,6 +52,8 @@ class Layer:
         self.output_shape: Shape | None = None
         #: (backend, device, dtype) of the model that built it; set by :class:`~nnbackend.Sequential`.
         self.built_on: tuple[str, str, str] | None = None
+        #: The models this layer is part of (more than one when they share it).
+        self.models: weakref.WeakSet[Any] = weakref.WeakSet()
         self._cache: Any = None
 
     # -- construction ---------------------------------------------------------------------------
