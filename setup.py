@@ -11,7 +11,8 @@ from setuptools.command.build_ext import build_ext
 
 # IEEE arithmetic exactly as written (no fused multiply-adds, no fast-math), so the kernel matches NumPy
 # bit for bit; -fno-math-errno only lets sqrt vectorise (errno is never read).
-FLAGS = {"msvc": ["/O2", "/fp:precise"], "unix": ["-O3", "-ffp-contract=off", "-fno-math-errno"]}
+GCC_LIKE = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+FLAGS = {"msvc": ["/O2", "/fp:precise"], "unix": GCC_LIKE, "mingw32": GCC_LIKE, "cygwin": GCC_LIKE}
 
 
 class BuildFused(build_ext):

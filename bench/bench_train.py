@@ -115,12 +115,31 @@ def rss_mb(field: str = "VmRSS") -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    try:
-        import resource
-    except ImportError:  # Windows: no portable peak figure without psutil
-        return float("nan")
+    if os.name == "nt":
+        return _windows_memory_mb(field)
+    import resource
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the peak only: KiB on Linux, bytes on macOS
     return peak / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def _windows_memory_mb(field: str) -> float:
+    """The working set (or its peak, for ``VmHWM``) of this process in MiB, from GetProcessMemoryInfo."""
+    import ctypes
+    from ctypes import wintypes
+
+    class Counters(ctypes.Structure):
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                    ("PeakWorkingSetSize", ctypes.c_size_t), ("WorkingSetSize", ctypes.c_size_t),
+                    *[(name, ctypes.c_size_t) for name in ("QuotaPeakPagedPoolUsage", "QuotaPagedPoolUsage",
+                                                            "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage",
+                                                            "PagefileUsage", "PeakPagefileUsage")]]
+
+    counters = Counters(cb=ctypes.sizeof(Counters))
+    process = ctypes.windll.kernel32.GetCurrentProcess()
+    if not ctypes.windll.psapi.GetProcessMemoryInfo(process, ctypes.byref(counters), counters.cb):
+        return float("nan")
+    return (counters.PeakWorkingSetSize if field == "VmHWM" else counters.WorkingSetSize) / 2**20
 
 
 class Channel:

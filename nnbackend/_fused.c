@@ -20,6 +20,15 @@
 #error "nnbackend._fused needs IEEE float arithmetic as written (no -ffast-math, FLT_EVAL_METHOD 0)"
 #endif
 
+/* No fused multiply-adds, whatever the compiler's default (clang-cl and older MSVC contract a * b + c under
+ * /fp:precise; Windows on ARM64 always has FMA): the flags of setup.py say so too, where the compiler
+ * takes them. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#pragma fp_contract(off)
+#elif defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /* Bumped whenever a kernel's signature or arithmetic changes; fused.py refuses a stale build. */
 #define KERNELS_VERSION 2
 

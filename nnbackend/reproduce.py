@@ -16,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -183,13 +184,25 @@ def train_runs(runs: list[GridRun], *, jobs: int = 1, on_finished: Callable[[Gri
             on_finished(_run_here(run))
         return
     env = _child_environment()
+    stop = threading.Event()  # set at Ctrl-C: a pool thread freed after it starts no further child
+
+    def run_child(run: GridRun) -> GridRun:
+        return run if stop.is_set() else _run_in_child(run, env)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_in_child, run, env) for run in runs]
+        waiting = {pool.submit(run_child, run) for run in runs}
         try:
-            for future in concurrent.futures.as_completed(futures):
-                on_finished(future.result())
+            while waiting:
+                # A short wait, not as_completed: where a lock wait cannot be interrupted (Windows, musl),
+                # Ctrl-C would otherwise be seen only when a child ends, after the next one started.
+                done, waiting = concurrent.futures.wait(waiting, timeout=0.5,
+                                                        return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    if future.result().status != "pending":
+                        on_finished(future.result())
         except KeyboardInterrupt:  # the running children got the signal too; start no queued run
-            for future in futures:
+            stop.set()
+            for future in waiting:
                 future.cancel()
             raise
 

@@ -575,9 +575,11 @@ class _InterruptGuard:
     """While active, the first Ctrl-C asks the trainer to stop after the current step; a second one
     interrupts at once. Only the main thread can own signal handlers; elsewhere this does nothing."""
 
+    _NOT_INSTALLED = object()
+
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
-        self.previous: Any = None
+        self.previous: Any = self._NOT_INSTALLED
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.trainer._interrupt_requested:
@@ -590,5 +592,6 @@ class _InterruptGuard:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.previous is not self._NOT_INSTALLED:
+            # None: a handler installed from C, which Python cannot put back; the default is the nearest.
+            signal.signal(signal.SIGINT, signal.default_int_handler if self.previous is None else self.previous)

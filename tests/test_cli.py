@@ -839,10 +839,12 @@ def test_python_dash_m_nnbackend_runs_the_command_line():
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_a_non_ascii_run_folder_works_under_an_ascii_locale(tmp_path):
-    # report.md holds the command line; it is written as UTF-8 whatever the locale says.
+@pytest.mark.parametrize("console", [{}, {"PYTHONIOENCODING": "cp1252"}], ids=["ascii-locale", "cp1252-console"])
+def test_a_non_ascii_run_folder_works_under_an_ascii_locale(tmp_path, console):
+    # report.md holds the command line; it is written as UTF-8 whatever the locale says. A console that
+    # cannot show the path (cp1252, as on Windows) must not fail the run after its files were written.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+           "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", **console}
     out = tmp_path / "Müller-Дмитрий"
     done = subprocess.run([sys.executable, "-m", "nnbackend", "train", "--epochs", "1", "--subset", "300,100,100",
                            "--backend", "numpy", "--quiet", "--out", str(out)], capture_output=True, env=env)

@@ -3,11 +3,12 @@ faulting in fresh pages from the kernel."""
 
 from __future__ import annotations
 
-import resource
 import sys
 
 import numpy as np
 import pytest
+
+resource = pytest.importorskip("resource", reason="no resource module (Windows)")
 
 import nnbackend as nb
 from nnbackend import hostmem

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 from pathlib import Path
 
 from ..backend import get_backend
@@ -44,8 +43,8 @@ def _locate(path: Path, *, data_given: bool) -> tuple[Path, RunConfig | None]:
         if not model.is_file() and (path / "checkpoint.npz").is_file():
             raise FileNotFoundError(
                 f"the run in {path} did not finish (no model.npz yet); continue it with 'nnbackend train "
-                f"--out {shlex.quote(str(path))} --resume', or evaluate its last checkpoint: "
-                f"{shlex.quote(str(path / 'checkpoint.npz'))}")
+                f"--out {options.shell_quote(str(path))} --resume', or evaluate its last checkpoint: "
+                f"{options.shell_quote(str(path / 'checkpoint.npz'))}")
         if not model.is_file():
             raise FileNotFoundError(f"{path} holds no model.npz; pass a run folder written by 'nnbackend train'")
     elif path.is_file() or path.with_name(path.name + ".npz").is_file():

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shlex
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -33,6 +36,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "refuse_clashes",
+    "shell_quote",
     "subset_sizes",
     "writable_folder",
 ]
@@ -138,6 +142,12 @@ def output_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text} is a folder; pass a file name inside it, e.g. {path / 'parity.json'}")
     output_folder(str(path.parent))
     return path
+
+
+def shell_quote(text: str) -> str:
+    """``text`` quoted for this platform's shell, for a command a message asks the user to paste
+    (POSIX quoting; on Windows, cmd.exe's double quotes, which POSIX single quotes are not)."""
+    return subprocess.list2cmdline([text]) if os.name == "nt" else shlex.quote(text)
 
 
 def writable_folder(folder: Path) -> None:

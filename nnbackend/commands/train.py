@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -201,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
                               f"run the same command again") from None
     except TrainingInterrupted:
         print(f"nnbackend: interrupted; the checkpoint is in {out}. Continue with: "
-              f"nnbackend train --out {shlex.quote(str(out))} --resume", file=sys.stderr)
+              f"nnbackend train --out {options.shell_quote(str(out))} --resume", file=sys.stderr)
         return 130
     test = result.metrics["test"]
     losses = ", ".join(f"{name} {value:.4f}" for name, value in test["losses"].items())
