@@ -211,11 +211,6 @@ def _make_cupy(device: Any) -> tuple[ModuleType, Any]:
         raise ValueError(f"a CUDA device is 'cuda', 'cuda:N' or an index, got {device!r}") from None
     if not 0 <= index < count:
         raise BackendUnavailableError(f"CUDA device {index} does not exist ({count} device(s) found)")
-    if device is not None:
-        # CuPy creates arrays and launches kernels on the *current* device, and array-api-compat ignores
-        # device= in CuPy's creation functions: naming a GPU makes it current in this thread, as
-        # torch.cuda.set_device does (else layers' zeros and optimizer state land on GPU 0).
-        cupy.cuda.Device(index).use()
     with cupy.cuda.Device(index):
         xp = array_api_compat.array_namespace(cupy.empty(0))
     return xp, cupy.cuda.Device(index)
@@ -261,9 +256,8 @@ def get_backend(
             device is usable, else NumPy). ``"name:device"`` selects a device too (``"torch:cuda:0"``,
             ``"array_api_strict:device1"``). Defaults to ``$NNBACKEND_BACKEND``, else ``"auto"``.
             A :class:`Backend` is returned as it is (with ``dtype`` applied if it differs).
-        device: the device, in the library's spelling. Defaults to the library's first device. Naming a
-            CuPy device (``"cupy:cuda:1"``) makes it CuPy's current device in this thread, where CuPy
-            creates arrays and runs kernels.
+        device: the device, in the library's spelling. Defaults to the library's first device. (CuPy
+            other than on its current device, GPU 0 by default, is not yet supported: see README.)
         dtype: the default float dtype, ``"float32"`` or ``"float64"``. Defaults to float32, or to the
             given Backend's own dtype.
 

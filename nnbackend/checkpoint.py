@@ -34,6 +34,8 @@ class Position:
     order: np.ndarray | None = None
     loss_sum: Any = 0
     correct: Any = 0
+    #: The fit settings the checkpoint was written with (when loaded from one).
+    saved_settings: dict[str, Any] | None = None
 
 
 def save_checkpoint(path: str | Path, trainer: Any, position: Position, shuffle_rng: np.random.Generator,
@@ -176,6 +178,7 @@ def _restore(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarra
         order=order,
         loss_sum=backend.asarray(arrays["position/loss_sum"]),
         correct=backend.asarray(arrays["position/correct"]),
+        saved_settings=meta["settings"],
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from .arrays import check_array
 from .backend import Backend, get_backend, namespace_of, to_numpy
 from .layers import Dense, Layer, layer_from_config, layer_to_config
-from .layers.activations import Sigmoid, Softmax
+from .layers.activations import Identity, Sigmoid, Softmax
 from .layers.base import Shape
 from .random import Streams
 
@@ -259,8 +259,14 @@ class Sequential:
         return to_numpy(namespace_of(out).argmax(out, axis=1)).astype(np.int64)
 
     def _probabilities(self, out: Any) -> Any:
+        last = self.layers[-1]
+        head = getattr(last, "activation", None) or last
+        one_output = out.shape[1] == 1
+        if not (head.params or isinstance(head, (Identity, Softmax)) or (one_output and isinstance(head, Sigmoid))):
+            raise ValueError(f"predict_proba needs raw scores, a Softmax or (for one output) a Sigmoid at the end; "
+                             f"this model ends with {type(head).__name__}, whose outputs are not probabilities")
         xp = namespace_of(out)
-        if out.shape[1] == 1:
+        if one_output:
             if self._ends_with(Sigmoid):
                 p = out
             else:
@@ -385,7 +391,8 @@ class Sequential:
         shared = [i for i, layer in enumerate(self.layers) if any(model is not self for model in layer.models)]
         if shared and target.placement != self.backend.placement:
             raise ValueError(f"layer(s) {shared} are shared with another model, which moving them would change "
-                             "too; move that model's weights with a new model instead: "
+                             "too (a deleted model still referenced, by a traceback or a notebook's output, "
+                             "counts); move the weights with a new model instead: "
                              "new = nb.Sequential(<new layers>, ...); new.load_state_dict(model.state_dict())")
         state = self.state_dict()
         self.backend = target

@@ -189,6 +189,11 @@ def train_runs(runs: list[GridRun], *, jobs: int = 1, on_finished: Callable[[Gri
     def run_child(run: GridRun) -> GridRun:
         return run if stop.is_set() else _run_in_child(run, env)
 
+    def report(futures: Iterable[concurrent.futures.Future]) -> None:
+        for future in futures:
+            if not future.cancelled() and future.exception() is None and future.result().status != "pending":
+                on_finished(future.result())
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         waiting = {pool.submit(run_child, run) for run in runs}
         try:
@@ -197,9 +202,13 @@ def train_runs(runs: list[GridRun], *, jobs: int = 1, on_finished: Callable[[Gri
                 # Ctrl-C would otherwise be seen only when a child ends, after the next one started.
                 done, waiting = concurrent.futures.wait(waiting, timeout=0.5,
                                                         return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    if future.result().status != "pending":
-                        on_finished(future.result())
+                errors = [future.exception() for future in done if future.exception() is not None]
+                report(done)
+                if errors:
+                    # Start no queued run; let the running ones finish and report them, then fail.
+                    stop.set()
+                    report(concurrent.futures.wait(waiting)[0])
+                    raise errors[0]
         except KeyboardInterrupt:  # the running children got the signal too; start no queued run
             stop.set()
             for future in waiting:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import signal
 import threading
@@ -316,7 +317,7 @@ class Trainer:
         rng = self._shuffle[1]
         monitor = _Monitor(early_stopping) if early_stopping is not None else None
         settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle), "seed": seed,
-                    "data": _fingerprint(xd, td)}
+                    "data": _fingerprint(xd, td), "optimizer_given": self.optimizer.get_config()}
         self.history = History()
         position = Position()
         if resume and Path(checkpoint).exists():
@@ -324,7 +325,8 @@ class Trainer:
             position = load_checkpoint(checkpoint, self, rng, monitor, settings, callbacks)
             if position.begin == 0:
                 position.loss_sum = position.correct = 0
-            self._say_what_resume_overrides(checkpoint, given, callbacks, position.epoch, epochs)
+            self._say_what_resume_overrides(checkpoint, given, position, callbacks, epochs)
+            settings["optimizer_given"] = (position.saved_settings or {}).get("optimizer_given", given)
         history = self.history
         progress = Progress(epochs, math.ceil(n / batch_size), verbose, first_epoch=position.epoch)
         if position.epoch > 1 or position.begin > 0:
@@ -395,13 +397,18 @@ class Trainer:
                 model.restore(monitor.best_params)  # after a divergence too: the best beats the last finite
         return history
 
-    def _say_what_resume_overrides(self, checkpoint: Path, given: dict[str, Any], callbacks: list[Callback],
-                                   epoch: int, epochs: int) -> None:
+    def _say_what_resume_overrides(self, checkpoint: Path, given: dict[str, Any], position: Position,
+                                   callbacks: list[Callback], epochs: int) -> None:
         """Warn when resuming replaced optimizer settings the caller gave, or leaves nothing to train."""
-        restored = self.optimizer.get_config()
-        if any(isinstance(callback, LearningRateDecay) for callback in callbacks):
-            given, restored = {**given, "lr": None}, {**restored, "lr": None}  # decayed on purpose
-        if restored != given:
+        # What the run started with (a schedule may have changed the learning rate since); checkpoints
+        # older than that record compare with the saved optimizer, a decaying learning rate left out.
+        started = (position.saved_settings or {}).get("optimizer_given")
+        if started is None:
+            started = self.optimizer.get_config()
+            if any(isinstance(callback, LearningRateDecay) for callback in callbacks):
+                given, started = {**given, "lr": None}, {**started, "lr": None}
+        epoch = position.epoch
+        if _jsonable(started) != _jsonable(given):
             warnings.warn(f"resuming from {checkpoint}: the optimizer goes on as saved, {self.optimizer!r}; the "
                           "settings given to this Trainer are not used", UserWarning, stacklevel=3)
         if epoch > epochs:
@@ -569,6 +576,11 @@ class _Monitor:
         self.waited += 1
         self.stopped = self.waited >= self.config.patience
         return self.stopped
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as it reads back from a checkpoint's JSON (tuples as lists)."""
+    return json.loads(json.dumps(value))
 
 
 class _InterruptGuard:

@@ -249,6 +249,25 @@ def test_a_model_sharing_a_dropout_layer_resumes_exactly(tmp_path):
     assert_same_state(second.model, expected.model.state_dict())
 
 
+class Halving(nb.Callback):
+    """A user's own learning-rate schedule."""
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        trainer.optimizer.lr /= 2
+
+
+def test_resuming_a_run_with_its_own_schedule_warns_of_nothing(tmp_path, recwarn):
+    ckpt = tmp_path / "ckpt.npz"
+    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    interrupt_after(first, 12)
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=ckpt, callbacks=[Halving()])
+    second = nb.Trainer(model(), optimizer=O.Adam(0.01))
+    fit(second, checkpoint=ckpt, resume=True, callbacks=[Halving()])
+    assert not [w for w in recwarn if "optimizer goes on as saved" in str(w.message)]
+    assert second.optimizer.lr == pytest.approx(0.01 / 2**6)
+
+
 class Refusing(nb.Callback):
     def state_dict(self):
         return {"seen": 1}

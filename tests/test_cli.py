@@ -348,6 +348,29 @@ def test_a_run_whose_training_loss_rose_is_marked_not_converged(tmp_path):
     assert converged(runs["mnist-adam-lr0.005-512"]) is False
 
 
+def test_a_grid_child_that_fails_to_start_stops_the_queue_and_keeps_what_finished(tmp_path, monkeypatch):
+    import time
+
+    from nnbackend import reproduce
+
+    runs = plan([2], paper.FULL, tmp_path)
+    started, finished = [], []
+
+    def child(run, env):
+        started.append(run.key)
+        if run.key == runs[1].key:
+            raise OSError(28, "No space left on device")
+        time.sleep(0.05)
+        run.status = "done"
+        return run
+
+    monkeypatch.setattr(reproduce, "_run_in_child", child)
+    with pytest.raises(OSError, match="No space left"):
+        reproduce.train_runs(runs, jobs=2, on_finished=lambda run: finished.append(run.key))
+    assert runs[0].key in finished and runs[1].key not in finished  # the running one finished and was reported
+    assert len(started) < len(runs)  # the queue stopped: not every run was started
+
+
 def test_a_run_that_collapsed_and_recovered_is_marked_and_never_the_best_model(tmp_path):
     from nnbackend.reproduce import _results, best_by_validation, chance_spell, render_report
 
@@ -615,14 +638,15 @@ def test_evaluate_does_not_overwrite_a_run_folders_metrics(trained, tmp_path, ca
     assert cli.main(["evaluate", str(run), "--out", str(run)]) == 1
     assert f"{run} already holds config.json" in capsys.readouterr().err
     assert (run / "metrics.json").read_bytes() == before
-    # An unfinished run (or grid) must not gain a metrics.json that makes it look finished.
+    # An unfinished run must not gain a metrics.json that makes it look finished.
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "config.json").write_text("{}")
-    (tmp_path / "grid" / "runs").mkdir(parents=True)
-    for folder in (unfinished, tmp_path / "grid"):
-        assert cli.main(["evaluate", str(run), "--out", str(folder)]) == 1
-        assert not (folder / "metrics.json").exists()
+    assert cli.main(["evaluate", str(run), "--out", str(unfinished)]) == 1
+    assert not (unfinished / "metrics.json").exists()
+    # A folder that only holds train's default runs/ is free.
+    (tmp_path / "here" / "runs").mkdir(parents=True)
+    assert cli.main(["evaluate", str(run), "--out", str(tmp_path / "here")]) == 0
 
 
 @pytest.mark.parametrize("command", [

@@ -143,6 +143,25 @@ def test_predict_proba_and_classes_of_a_one_output_model():
     assert set(np.round(proba[:, 1]).tolist()) == {0.0, 1.0}
 
 
+def test_layers_can_be_copied_and_pickled():
+    import copy
+    import pickle
+
+    model = nb.Sequential([L.Dense(4, 5, "relu"), L.Dense(5, 3)], backend="numpy", seed=1)
+    for clone in (copy.deepcopy(model.layers[0]), pickle.loads(pickle.dumps(model.layers[0])), copy.copy(model.layers[0])):
+        np.testing.assert_array_equal(clone.params["weight"], model.layers[0].params["weight"])
+        assert not clone.models  # a copy belongs to no model yet
+    pickle.dumps(L.Dense(4, 2))
+
+
+def test_predict_proba_refuses_outputs_that_are_not_probabilities_or_scores():
+    x = np.ones((2, 4), np.float32)
+    for head in (L.Dense(4, 3, "sigmoid"), L.Dense(4, 1, "tanh"), L.Dense(4, 3, "relu")):
+        with pytest.raises(ValueError, match="predict_proba needs raw scores, a Softmax or .for one output. a Sigmoid"):
+            nb.Sequential([head], backend="numpy").predict_proba(x)
+    nb.Sequential([L.Dense(4, 3, "linear")], backend="numpy").predict_proba(x)
+
+
 def test_one_layer_object_in_two_places_is_refused():
     relu = L.ReLU()
     with pytest.raises(ValueError, match="layer 2 uses the same ReLU object as layer 1"):

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:
         # Not into a run (even an unfinished one) or a grid: its files would make it look finished.
-        options.refuse_clashes(out, (*RUN_FILES, "results.json", "runs"), "an evaluation")
+        options.refuse_clashes(out, (*RUN_FILES, "results.json"), "an evaluation")
         options.writable_folder(out)
     config = recorded or RunConfig(data=args.data, subset=None)
     changes = {}

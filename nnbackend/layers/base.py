@@ -56,6 +56,14 @@ class Layer:
         self.models: weakref.WeakSet[Any] = weakref.WeakSet()
         self._cache: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy or an unpickled layer belongs to no model yet (a WeakSet cannot be pickled anyway).
+        return {key: value for key, value in self.__dict__.items() if key != "models"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.models = weakref.WeakSet()
+
     # -- construction ---------------------------------------------------------------------------
     def build(self, input_shape: Shape, backend: Backend, streams: Streams) -> Shape:
         """Create parameters for per-sample input shape ``input_shape``; return the output shape."""
