@@ -97,11 +97,7 @@ def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
     if not (_fusable((z,)) and _fusable((bias,)) and bias.dtype == z.dtype and bias.ndim == 1 and z.ndim >= 1
             and z.shape[-1] == bias.shape[0] > 0 and _writes_alone((z,), (bias,))):
         return False
-    kernel = _kernel("bias_relu", z.dtype)
-    if kernel is None:
-        return False
-    kernel(z, bias)
-    return True
+    return _run("bias_relu", z.dtype, z, bias)
 
 
 def relu_mask(grad: np.ndarray, y: np.ndarray) -> bool:
@@ -118,10 +114,15 @@ def relu_mask(grad: np.ndarray, y: np.ndarray) -> bool:
     """
     if not (_fusable((grad, y)) and _writes_alone((grad,), (y,))):
         return False
-    kernel = _kernel("relu_mask", grad.dtype)
+    return _run("relu_mask", grad.dtype, grad, y)
+
+
+def _run(name: str, dtype: np.dtype, *arrays: np.ndarray) -> bool:
+    """Run kernel ``name`` for ``dtype`` on ``arrays``; False (nothing written) when the module is unavailable."""
+    kernel = _kernel(name, dtype)
     if kernel is None:
         return False
-    kernel(grad, y)
+    kernel(*arrays)
     return True
 
 

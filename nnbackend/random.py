@@ -46,18 +46,18 @@ def set_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
 
 
 class Streams:
-    """The generators a model draws from while it is built and trained: ``init`` for the initial
-    weights, and ``dropout``, one generator per Dropout layer in build order."""
+    """The generators a model draws from while it is built: ``init`` for the initial weights, and one
+    per Dropout layer, in build order (each layer keeps its own)."""
 
     def __init__(self, seed: int | None) -> None:
         self.seed = seed
         self.init = generator(seed, "init")
-        self.dropout: list[np.random.Generator] = []
+        self._dropout_layers = 0
 
     def new_dropout(self) -> np.random.Generator:
         """The stream of the next Dropout layer to be built."""
-        self.dropout.append(generator(self.seed, "dropout", len(self.dropout)))
-        return self.dropout[-1]
+        self._dropout_layers += 1
+        return generator(self.seed, "dropout", self._dropout_layers - 1)
 
     def __repr__(self) -> str:
         return f"Streams(seed={self.seed})"

@@ -216,11 +216,20 @@ def train_runs(runs: list[GridRun], *, jobs: int = 1, on_finished: Callable[[Gri
             raise
 
 
+def _history(run: GridRun) -> dict[str, Any] | None:
+    """The run's history.json, or None when the folder holds none (or not a JSON object)."""
+    try:
+        history = json.loads((run.folder / "history.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return history if isinstance(history, dict) else None
+
+
 def _training_losses(run: GridRun) -> list[float] | None:
     """The run's training loss per epoch from its history.json, or None when the folder holds none."""
     try:
-        return [float(v) for v in json.loads((run.folder / "history.json").read_text(encoding="utf-8"))["loss"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        return [float(v) for v in (_history(run) or {})["loss"]]
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -241,11 +250,8 @@ def chance_spell(run: GridRun) -> tuple[int, list[int]] | None:
     m = run.metrics
     if m is None or m["diverged_epoch"] or at_chance(m):
         return None
-    try:
-        history = json.loads((run.folder / "history.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(history, dict):
+    history = _history(run)
+    if history is None:
         return None
     chance = 1.5 / len(m["test"]["report"]["class_names"])
     # A collapse: training accuracy above chance level, then back at it (a run that starts slowly from

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import signal
 import threading
@@ -408,7 +407,7 @@ class Trainer:
             if any(isinstance(callback, LearningRateDecay) for callback in callbacks):
                 given, started = {**given, "lr": None}, {**started, "lr": None}
         epoch = position.epoch
-        if _jsonable(started) != _jsonable(given):
+        if started != given:  # get_config() is JSON-ready: lists, as the checkpoint reads back
             warnings.warn(f"resuming from {checkpoint}: the optimizer goes on as saved, {self.optimizer!r}; the "
                           "settings given to this Trainer are not used", UserWarning, stacklevel=3)
         if epoch > epochs:
@@ -576,11 +575,6 @@ class _Monitor:
         self.waited += 1
         self.stopped = self.waited >= self.config.patience
         return self.stopped
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` as it reads back from a checkpoint's JSON (tuples as lists)."""
-    return json.loads(json.dumps(value))
 
 
 class _InterruptGuard:

@@ -180,6 +180,14 @@ def interrupt_after(trainer, steps):
     trainer.optimizer.step = step
 
 
+def interrupted_run(checkpoint, steps, make=model, **fit_kwargs):
+    """Fit a fresh Trainer (Adam 0.01) on ``make()`` until its ``steps``-th step, which writes ``checkpoint``."""
+    first = nb.Trainer(make(), optimizer=O.Adam(0.01))
+    interrupt_after(first, steps)
+    with pytest.raises(nb.TrainingInterrupted):
+        fit(first, checkpoint=checkpoint, **fit_kwargs)
+
+
 @pytest.mark.parametrize("make", [model, two_dropout_model], ids=["one-dropout", "two-dropout"])
 @pytest.mark.parametrize("steps", [5, 10, 16, 29])  # 5 batches per epoch: mid-epoch and on boundaries
 def test_an_interrupted_run_resumes_bit_identically(tmp_path, steps, make):
@@ -217,10 +225,7 @@ class EpochLog(nb.Callback):
 
 def test_a_callbacks_state_resumes_with_the_run(tmp_path):
     ckpt = tmp_path / "ckpt.npz"
-    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
-    interrupt_after(first, 12)  # in epoch 3
-    with pytest.raises(nb.TrainingInterrupted):
-        fit(first, checkpoint=ckpt, callbacks=[EpochLog()])
+    interrupted_run(ckpt, 12, callbacks=[EpochLog()])  # in epoch 3
     log = EpochLog()
     fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True, callbacks=[log])
     assert log.epochs == [1, 2, 3, 4, 5, 6]
@@ -240,10 +245,7 @@ def test_a_model_sharing_a_dropout_layer_resumes_exactly(tmp_path):
 
     expected = nb.Trainer(pair(), optimizer=O.Adam(0.01))
     fit(expected)
-    first = nb.Trainer(pair(), optimizer=O.Adam(0.01))
-    interrupt_after(first, 12)
-    with pytest.raises(nb.TrainingInterrupted):
-        fit(first, checkpoint=tmp_path / "ckpt.npz")
+    interrupted_run(tmp_path / "ckpt.npz", 12, make=pair)
     second = nb.Trainer(pair(), optimizer=O.Adam(0.01))
     fit(second, checkpoint=tmp_path / "ckpt.npz", resume=True)
     assert_same_state(second.model, expected.model.state_dict())
@@ -258,10 +260,7 @@ class Halving(nb.Callback):
 
 def test_resuming_a_run_with_its_own_schedule_warns_of_nothing(tmp_path, recwarn):
     ckpt = tmp_path / "ckpt.npz"
-    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
-    interrupt_after(first, 12)
-    with pytest.raises(nb.TrainingInterrupted):
-        fit(first, checkpoint=ckpt, callbacks=[Halving()])
+    interrupted_run(ckpt, 12, callbacks=[Halving()])
     second = nb.Trainer(model(), optimizer=O.Adam(0.01))
     fit(second, checkpoint=ckpt, resume=True, callbacks=[Halving()])
     assert not [w for w in recwarn if "optimizer goes on as saved" in str(w.message)]
@@ -278,10 +277,7 @@ class Refusing(nb.Callback):
 
 def test_a_callback_refusing_its_state_leaves_the_trainer_unchanged(tmp_path):
     ckpt = tmp_path / "ckpt.npz"
-    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
-    interrupt_after(first, 7)
-    with pytest.raises(nb.TrainingInterrupted):
-        fit(first, checkpoint=ckpt, callbacks=[Refusing()])
+    interrupted_run(ckpt, 7, callbacks=[Refusing()])
     trainer = nb.Trainer(model(seed=3), optimizer=O.Adam(0.01))
     before = trainer.model.state_dict()
     with pytest.raises(nb.CheckpointError, match="not my state"):
@@ -297,10 +293,7 @@ def test_a_resumed_run_stops_early_where_the_uninterrupted_one_did(tmp_path):
     expected = fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), early_stopping=stopper())
     assert (expected.stopped_epoch, expected.best_epoch) == (3, 1)
     ckpt = tmp_path / "ckpt.npz"
-    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
-    interrupt_after(first, 12)  # 5 steps per epoch: step 12 is in epoch 3
-    with pytest.raises(nb.TrainingInterrupted):
-        fit(first, checkpoint=ckpt, early_stopping=stopper())
+    interrupted_run(ckpt, 12, early_stopping=stopper())  # 5 steps per epoch: step 12 is in epoch 3
     resumed = fit(nb.Trainer(model(), optimizer=O.Adam(0.01)), checkpoint=ckpt, resume=True,
                   early_stopping=stopper())
     assert (resumed.stopped_epoch, resumed.best_epoch) == (3, 1)
@@ -414,10 +407,7 @@ def _tamper_meta(path, change):
 ])
 def test_a_tampered_checkpoint_is_refused_before_anything_changes(tmp_path, change, message):
     ckpt = tmp_path / "ckpt.npz"
-    first = nb.Trainer(model(), optimizer=O.Adam(0.01))
-    interrupt_after(first, 7)
-    with pytest.raises(nb.TrainingInterrupted):
-        fit(first, checkpoint=ckpt)
+    interrupted_run(ckpt, 7)
     _tamper_meta(ckpt, change)
     trainer = nb.Trainer(model(seed=3), optimizer=O.Adam(0.01))
     before = trainer.model.state_dict()
@@ -436,10 +426,7 @@ def test_a_checkpoint_with_one_shared_dropout_stream_resumes_only_where_that_is_
     expected, _ = uninterrupted()
     for make, exact in ((model, True), (two_dropout_model, False)):
         ckpt = tmp_path / f"{make.__name__}.npz"
-        first = nb.Trainer(make(), optimizer=O.Adam(0.01))
-        interrupt_after(first, 7)
-        with pytest.raises(nb.TrainingInterrupted):
-            fit(first, checkpoint=ckpt)
+        interrupted_run(ckpt, 7, make=make)
         _tamper_meta(ckpt, old_format)
         second = nb.Trainer(make(seed=5), optimizer=O.Adam(0.01))
         if exact:
@@ -513,10 +500,7 @@ def test_a_model_with_a_layer_of_ones_own_trains_resumes_but_is_not_saved_as_a_m
     ckpt = tmp_path / "ckpt.npz"
     expected = nb.Trainer(make(), optimizer=O.Adam(0.01))
     fit(expected)
-    first = nb.Trainer(make(), optimizer=O.Adam(0.01))
-    interrupt_after(first, 7)
-    with pytest.raises(nb.TrainingInterrupted):
-        fit(first, checkpoint=ckpt)
+    interrupted_run(ckpt, 7, make=make)
     second = nb.Trainer(make(seed=3), optimizer=O.Adam(0.01))
     fit(second, checkpoint=ckpt, resume=True)
     assert_same_state(second.model, expected.model.state_dict())
